@@ -1,0 +1,362 @@
+"""Typed, validated configuration, loadable from a TOML file.
+
+Every section is a frozen dataclass validated in ``__post_init__``; unknown keys in a TOML file are
+errors (a typo must not silently fall back to a default).
+
+Example ``store.toml``::
+
+    [input]
+    format = "generic"          # or "online_retail" (auto-detected when omitted)
+    encoding = "utf-8"
+    date_format = "%d/%m/%Y %H:%M"
+    currency = "GBP"
+
+    [columns]                   # canonical field = column in your file
+    order_id = "order_number"
+    item_id = "sku"
+    title = "product_name"
+    quantity = "qty"
+    ts = "ordered_at"
+    unit_price = "price"
+    customer_id = "customer"
+
+    [pricing]
+    min_margin = 0.10
+    max_discount = 0.30
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bundlewise.exceptions import ConfigError
+
+#: Canonical order-line fields an input must provide (``title``, ``customer_id`` and ``country``
+#: may be absent: anonymous orders are kept for mining).
+REQUIRED_FIELDS: tuple[str, ...] = ("order_id", "item_id", "quantity", "ts", "unit_price")
+OPTIONAL_FIELDS: tuple[str, ...] = ("title", "customer_id", "country", "unit_cost")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        raise ConfigError(f"`{name}` must be a number, got {value!r}.")
+    if not low <= value <= high:
+        raise ConfigError(f"`{name}`={value!r} should be in [{low}, {high}].")
+
+
+def _check_int(name: str, value: int, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"`{name}` must be an integer, got {value!r}.")
+    if value < low:
+        raise ConfigError(f"`{name}`={value!r} should be >= {low}.")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How to read an orders file.
+
+    Parameters
+    ----------
+    format
+        ``"auto"`` (Online Retail when its columns are present, else generic), ``"online_retail"``
+        or ``"generic"`` (needs ``[columns]``).
+    encoding
+        Text encoding of CSV files.
+    date_format
+        ``strptime`` format of the timestamp column; ``None`` tries common formats.
+    currency
+        ISO 4217 code of the prices in the file.
+    """
+
+    format: str = "auto"
+    encoding: str = "utf-8"
+    date_format: str | None = None
+    currency: str = "GBP"
+
+    def __post_init__(self) -> None:
+        if self.format not in ("auto", "online_retail", "generic"):
+            raise ConfigError(
+                f"`input.format`={self.format!r} should be 'auto', 'online_retail' or 'generic'."
+            )
+        if not re.fullmatch(r"[A-Z]{3}", self.currency):
+            raise ConfigError(f"`input.currency`={self.currency!r} should be an ISO 4217 code.")
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which column of the input holds each canonical field (``None``: not present)."""
+
+    order_id: str | None = None
+    item_id: str | None = None
+    title: str | None = None
+    quantity: str | None = None
+    ts: str | None = None
+    unit_price: str | None = None
+    customer_id: str | None = None
+    country: str | None = None
+    unit_cost: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """Canonical field -> source column, for the fields that are mapped."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    """Cleaning rules.
+
+    Parameters
+    ----------
+    cancellation_prefix
+        Order ids starting with this are cancellations (Online Retail uses ``"C"``).
+    non_product_patterns
+        Regular expressions (full match, case-insensitive) of item ids that are not products:
+        postage, fees, manual adjustments, vouchers, test items.
+    max_quantity
+        Lines whose absolute quantity exceeds this are treated as data errors and removed.
+    """
+
+    cancellation_prefix: str = "C"
+    non_product_patterns: tuple[str, ...] = (
+        "POST",
+        "DOT",
+        "M",
+        "C2",
+        "D",
+        "S",
+        "B",
+        "CRUK",
+        "ADJUST\\d*",
+        "BANK CHARGES",
+        "AMAZONFEE",
+        "TEST\\d*",
+        "GIFT(_.*)?",
+    )
+    max_quantity: int = 10_000
+
+    def __post_init__(self) -> None:
+        _check_int("cleaning.max_quantity", self.max_quantity, 1)
+        for pattern in self.non_product_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(
+                    f"`cleaning.non_product_patterns` entry {pattern!r} is not a valid "
+                    f"regular expression: {exc}."
+                ) from None
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    """Pair mining.
+
+    Parameters
+    ----------
+    min_count
+        Pairs bought together in fewer orders are not reported.
+    prior_strength
+        Pseudo-orders of the Gamma prior that shrinks lift toward 1 (independence).
+    max_basket_items
+        Orders with more distinct items are left out of pair counting (their pairs grow
+        quadratically and mostly reflect bulk restocking); the report states how many.
+    n_partners
+        Length of each item's "bought together" list.
+    """
+
+    min_count: int = 5
+    prior_strength: float = 5.0
+    max_basket_items: int = 150
+    n_partners: int = 20
+
+    def __post_init__(self) -> None:
+        _check_int("mining.min_count", self.min_count, 1)
+        _check_range("mining.prior_strength", self.prior_strength, 0.0, 1e6)
+        _check_int("mining.max_basket_items", self.max_basket_items, 2)
+        _check_int("mining.n_partners", self.n_partners, 1)
+
+
+@dataclass(frozen=True)
+class ComposerConfig:
+    """Candidate bundles per customer.
+
+    Parameters
+    ----------
+    n_offers
+        Bundles offered per customer.
+    max_bundle_size
+        2 or 3 items.
+    n_anchors
+        How many of the customer's own items seed candidates.
+    recency_half_life_days
+        Weight of a past purchase halves every this many days.
+    """
+
+    n_offers: int = 5
+    max_bundle_size: int = 3
+    n_anchors: int = 10
+    recency_half_life_days: float = 120.0
+
+    def __post_init__(self) -> None:
+        _check_int("composer.n_offers", self.n_offers, 1)
+        _check_int("composer.max_bundle_size", self.max_bundle_size, 2)
+        if self.max_bundle_size > 3:
+            raise ConfigError(
+                f"`composer.max_bundle_size`={self.max_bundle_size} should be 2 or 3."
+            )
+        _check_int("composer.n_anchors", self.n_anchors, 1)
+        _check_range("composer.recency_half_life_days", self.recency_half_life_days, 1e-3, 1e5)
+
+
+@dataclass(frozen=True)
+class PricingConfig:
+    """Guardrails and the price-response prior.
+
+    Parameters
+    ----------
+    min_margin
+        Price must be at least ``cost * (1 + min_margin)``.
+    max_discount
+        Price must be at least ``list_total * (1 - max_discount)``.
+    assumed_cost_share
+        Unit cost as a share of list price where the catalog gives no cost (reports state it).
+    sensitivity_prior
+        Prior price sensitivity ``b`` of the logit ``P = sigmoid(a - b * price / list_total)``.
+    accept_at_list_low, accept_at_list_high
+        Acceptance probability at the list total for the weakest and the strongest candidate;
+        a bundle's score maps log-linearly between them.
+    price_ending_modulus, price_ending_residues
+        Prices in minor units must satisfy ``price % modulus in residues`` (10 and (9,) make
+        every price end in 9); modulus 1 turns endings off.
+    """
+
+    min_margin: float = 0.10
+    max_discount: float = 0.30
+    assumed_cost_share: float = 0.60
+    sensitivity_prior: float = 8.0
+    accept_at_list_low: float = 0.01
+    accept_at_list_high: float = 0.10
+    price_ending_modulus: int = 10
+    price_ending_residues: tuple[int, ...] = (9,)
+
+    def __post_init__(self) -> None:
+        _check_range("pricing.min_margin", self.min_margin, 0.0, 10.0)
+        _check_range("pricing.max_discount", self.max_discount, 0.0, 1.0)
+        _check_range("pricing.assumed_cost_share", self.assumed_cost_share, 0.0, 1.0)
+        _check_range("pricing.sensitivity_prior", self.sensitivity_prior, 1e-6, 1e3)
+        _check_range("pricing.accept_at_list_low", self.accept_at_list_low, 1e-9, 1 - 1e-9)
+        _check_range("pricing.accept_at_list_high", self.accept_at_list_high, 1e-9, 1 - 1e-9)
+        if self.accept_at_list_low > self.accept_at_list_high:
+            raise ConfigError(
+                f"`pricing.accept_at_list_low`={self.accept_at_list_low} should be <= "
+                f"`pricing.accept_at_list_high`={self.accept_at_list_high}."
+            )
+        _check_int("pricing.price_ending_modulus", self.price_ending_modulus, 1)
+        if not self.price_ending_residues:
+            raise ConfigError("`pricing.price_ending_residues` must not be empty.")
+        for residue in self.price_ending_residues:
+            if not isinstance(residue, int) or not 0 <= residue < self.price_ending_modulus:
+                raise ConfigError(
+                    f"`pricing.price_ending_residues` entry {residue!r} should be an integer in "
+                    f"[0, {self.price_ending_modulus})."
+                )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; every section has working defaults."""
+
+    input: InputConfig = field(default_factory=InputConfig)
+    columns: ColumnMapping = field(default_factory=ColumnMapping)
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    composer: ComposerConfig = field(default_factory=ComposerConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "input": InputConfig,
+    "columns": ColumnMapping,
+    "cleaning": CleaningConfig,
+    "mining": MiningConfig,
+    "composer": ComposerConfig,
+    "pricing": PricingConfig,
+}
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    """Build a :class:`Config` from nested dicts (as parsed from TOML).
+
+    Raises
+    ------
+    ConfigError
+        On an unknown section or key, or an invalid value.
+
+    Examples
+    --------
+    >>> config_from_dict({"pricing": {"max_discount": 0.2}}).pricing.max_discount
+    0.2
+    """
+    sections: dict[str, Any] = {}
+    for name, values in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{name}]; expected one of {sorted(_SECTIONS)}."
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table.")
+        cls = _SECTIONS[name]
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(
+                    f"{source}: unknown key `{name}.{key}`; expected one of {sorted(known)}."
+                )
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        try:
+            sections[name] = cls(**kwargs)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return Config(**sections)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a TOML config file; ``None`` gives the defaults.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not valid TOML, or holds unknown keys or invalid values.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}.") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}.") from None
+    return config_from_dict(data, source=str(path))
+
+
+__all__ = [
+    "OPTIONAL_FIELDS",
+    "REQUIRED_FIELDS",
+    "CleaningConfig",
+    "ColumnMapping",
+    "ComposerConfig",
+    "Config",
+    "InputConfig",
+    "MiningConfig",
+    "PricingConfig",
+    "config_from_dict",
+    "load_config",
+]

@@ -1,0 +1,89 @@
+"""Money helpers: amounts are integer minor units with the currency carried alongside.
+
+Every conversion from a float (an optimizer's output, a parsed price) to money goes through
+:func:`to_minor_units` so that rounding happens in exactly one place.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import numpy as np
+import numpy.typing as npt
+
+#: Number of decimals of the minor unit for currencies we know; others default to 2.
+CURRENCY_EXPONENTS: dict[str, int] = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
+
+
+def currency_exponent(currency: str) -> int:
+    """Decimals between the major and the minor unit of ``currency`` (2 for GBP, 0 for JPY)."""
+    return CURRENCY_EXPONENTS.get(currency.upper(), 2)
+
+
+def to_minor_units(amount: float | Decimal, currency: str = "GBP") -> int:
+    """Round an amount in major units to integer minor units, half to even.
+
+    Examples
+    --------
+    >>> to_minor_units(6.95)
+    695
+    >>> to_minor_units(Decimal("0.125"))
+    12
+    >>> to_minor_units(1234, "JPY")
+    1234
+    """
+    scale = Decimal(10) ** currency_exponent(currency)
+    # repr() gives the shortest decimal that round-trips the float: 6.95 -> "6.95", not 6.9499...
+    value = amount if isinstance(amount, Decimal) else Decimal(repr(float(amount)))
+    return int((value * scale).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def array_to_minor_units(
+    amounts: npt.ArrayLike, currency: str = "GBP"
+) -> npt.NDArray[np.int64]:
+    """Vectorized :func:`to_minor_units` for float arrays (half to even, like ``np.rint``).
+
+    Amounts are first rounded to 9 decimals so that binary noise (6.95 stored as 6.9499999...)
+    does not change the result.
+
+    Examples
+    --------
+    >>> array_to_minor_units([6.95, 0.125, 2.1]).tolist()
+    [695, 12, 210]
+    """
+    scale = 10 ** currency_exponent(currency)
+    values = np.round(np.asarray(amounts, dtype=np.float64) * scale, 9)
+    return np.rint(values).astype(np.int64)
+
+
+def from_minor_units(amount_minor: int, currency: str = "GBP") -> Decimal:
+    """Convert integer minor units to a ``Decimal`` in major units.
+
+    Examples
+    --------
+    >>> from_minor_units(695)
+    Decimal('6.95')
+    """
+    exponent = currency_exponent(currency)
+    return Decimal(int(amount_minor)).scaleb(-exponent)
+
+
+def format_money(amount_minor: int, currency: str = "GBP") -> str:
+    """Format minor units for people, e.g. ``"GBP 6.95"``.
+
+    Examples
+    --------
+    >>> format_money(1299)
+    'GBP 12.99'
+    """
+    exponent = currency_exponent(currency)
+    return f"{currency} {from_minor_units(amount_minor, currency):.{exponent}f}"
+
+
+__all__ = [
+    "array_to_minor_units",
+    "currency_exponent",
+    "format_money",
+    "from_minor_units",
+    "to_minor_units",
+]
