@@ -56,6 +56,17 @@ def array_to_minor_units(
     return np.rint(values).astype(np.int64)
 
 
+def round_minor_units(values_minor: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Round float amounts already in minor units (optimizer output) to integers, half to even.
+
+    Examples
+    --------
+    >>> round_minor_units([788.6, 788.5, 789.5]).tolist()
+    [789, 788, 790]
+    """
+    return np.rint(np.round(np.asarray(values_minor, dtype=np.float64), 6)).astype(np.int64)
+
+
 def from_minor_units(amount_minor: int, currency: str = "GBP") -> Decimal:
     """Convert integer minor units to a ``Decimal`` in major units.
 
@@ -85,5 +96,6 @@ __all__ = [
     "currency_exponent",
     "format_money",
     "from_minor_units",
+    "round_minor_units",
     "to_minor_units",
 ]

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from bundlewise.data import _sql
 from bundlewise.config import Config
 from bundlewise.data._sql import quote_ident as _q
 from bundlewise.data.readers import load_source
@@ -46,7 +47,7 @@ def derive_items(order_lines: pa.Table, titles: pa.Table, currency: str = "GBP")
     pyarrow.Table
         One row per sold item, schema :data:`~bundlewise.data.schemas.ITEMS`.
     """
-    con = duckdb.connect()
+    con = _sql.connect()
     try:
         con.register("lines", order_lines)
         con.register("titles", titles)
@@ -103,7 +104,7 @@ def read_catalog(path: str | Path, config: Config | None = None) -> pa.Table:
     table = source.table.append_column(
         "__row", pa.array(np.arange(1, source.table.num_rows + 1, dtype=np.int64))
     )
-    con = duckdb.connect()
+    con = _sql.connect()
     try:
         con.register("src", table)
         item = _q(chosen["item_id"])

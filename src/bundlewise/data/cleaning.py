@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from bundlewise.data import _sql
 from bundlewise.config import CleaningConfig
 from bundlewise.data.schemas import ORDER_LINES
 
@@ -150,7 +151,7 @@ def clean_order_lines(
     config = config or CleaningConfig()
     pattern = "^(" + "|".join(f"(?:{p})" for p in config.non_product_patterns) + ")$"
     prefix = config.cancellation_prefix
-    con = duckdb.connect()
+    con = _sql.connect()
     try:
         con.register("raw", raw)
         is_return = "(starts_with(order_id, $prefix) OR quantity < 0)"

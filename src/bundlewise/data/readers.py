@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from bundlewise.data import _sql
 from bundlewise.config import REQUIRED_FIELDS, ColumnMapping, Config
 from bundlewise.data._sql import quote_ident as _q
 from bundlewise.data.schemas import RAW_ORDER_LINES
@@ -348,7 +349,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
         "__row", pa.array(np.arange(1, source.table.num_rows + 1, dtype=np.int64))
     )
     types = {name: table.schema.field(name).type for name in table.column_names}
-    con = duckdb.connect()
+    con = _sql.connect()
     try:
         con.register("src", table)
         p = source.path

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from bundlewise.data import _sql
 from bundlewise.config import Config
 from bundlewise.data.catalog import derive_items, read_catalog
 from bundlewise.data.cleaning import CleaningReport, clean_order_lines
@@ -104,7 +105,7 @@ class Workspace:
                 "first."
             )
         self.path.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.db_path), read_only=read_only)
+        con = _sql.connect(str(self.db_path), read_only=read_only)
         try:
             if not read_only:
                 con.execute(_SCHEMA)

@@ -1,0 +1,33 @@
+"""Pricing: guardrails, price response, and the profit-maximizing optimizer."""
+
+from __future__ import annotations
+
+from bundlewise.pricing.guardrails import (
+    BINDING_RULES,
+    Guardrails,
+    PriceBounds,
+    check_feasible,
+    price_bounds,
+    violated_rules,
+)
+from bundlewise.pricing.optimizer import PriceQuotes, optimal_logit_price, quote_prices
+from bundlewise.pricing.response import (
+    acceptance_at_list_from_score,
+    acceptance_probability,
+    intercept_for_acceptance,
+)
+
+__all__ = [
+    "BINDING_RULES",
+    "Guardrails",
+    "PriceBounds",
+    "PriceQuotes",
+    "acceptance_at_list_from_score",
+    "acceptance_probability",
+    "check_feasible",
+    "intercept_for_acceptance",
+    "optimal_logit_price",
+    "price_bounds",
+    "quote_prices",
+    "violated_rules",
+]
