@@ -161,6 +161,10 @@ class PairMiner:
                 SELECT DISTINCT l.order_id, i.idx FROM lines l JOIN item_idx i USING (item_id);
                 CREATE TEMP TABLE sizes AS
                 SELECT order_id, count(*) AS n_items FROM baskets GROUP BY order_id;
+                """
+            )
+            con.execute(
+                """
                 CREATE TEMP TABLE kept AS
                 SELECT b.order_id, b.idx FROM baskets b JOIN sizes s USING (order_id)
                 WHERE s.n_items <= $max_items;
