@@ -207,10 +207,13 @@ def resolve_mapping(source: SourceTable, config: Config) -> tuple[ColumnMapping,
         ):
             if set(mapping.as_dict().values()) <= columns:
                 return mapping, name
-        if fmt == "online_retail":
-            missing_ii = sorted(set(ONLINE_RETAIL_II.as_dict().values()) - columns)
-            missing_11 = sorted(set(ONLINE_RETAIL_2011.as_dict().values()) - columns)
-            closest = min((missing_ii, missing_11), key=len)
+        missing_ii = sorted(set(ONLINE_RETAIL_II.as_dict().values()) - columns)
+        missing_11 = sorted(set(ONLINE_RETAIL_2011.as_dict().values()) - columns)
+        closest = min((missing_ii, missing_11), key=len)
+        # In auto mode, a file with most Online Retail columns and no [columns] mapping is an
+        # Online Retail export with a column missing: name that column.
+        looks_like_online_retail = len(closest) <= len(ONLINE_RETAIL_II.as_dict()) // 2
+        if fmt == "online_retail" or (looks_like_online_retail and not config.columns.as_dict()):
             raise DataValidationError(
                 source.path,
                 f"not an Online Retail file: missing column(s) {closest}; "

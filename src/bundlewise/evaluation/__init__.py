@@ -1,0 +1,3 @@
+"""Evaluation: reports (and, later, ranking metrics and the pricing simulator)."""
+
+from __future__ import annotations

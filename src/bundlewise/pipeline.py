@@ -1,0 +1,326 @@
+"""The public, end-to-end API: ingest -> train (mine, personalize, price) -> offers, and the demo.
+
+The CLI and (later) the HTTP server are thin wrappers over these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bundlewise._version import __version__
+from bundlewise.composer import compose_candidates, price_offers
+from bundlewise.config import Config
+from bundlewise.data import IngestResult, Workspace
+from bundlewise.exceptions import WorkspaceError
+from bundlewise.mining import PairMiner
+from bundlewise.money import from_minor_units
+
+logger = logging.getLogger(__name__)
+
+#: Customer id under which the non-personalized (popular) offers are stored.
+ANONYMOUS = "__anonymous__"
+
+Progress = Callable[[str], None]
+
+
+def bundled_dataset_path() -> Path:
+    """Path of the bundled demo dataset (UCI Online Retail II, 2009-2010, CC BY 4.0)."""
+    path = resources.files("bundlewise") / "datasets" / "online_retail_ii_2009_2010.parquet"
+    return Path(str(path))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` produced, with step timings in seconds."""
+
+    model_version: str
+    n_orders: int
+    n_orders_skipped: int
+    n_pairs: int
+    n_customers: int
+    n_offers: int
+    n_not_offered: int
+    n_cost_assumed: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+def _model_version(workspace: Workspace, config: Config) -> str:
+    with workspace.connect(read_only=True) as con:
+        sources = [r[0] for r in con.execute("SELECT sha256 FROM ingests ORDER BY 1").fetchall()]
+    digest = hashlib.blake2b(digest_size=4)
+    digest.update(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    for sha in sources:
+        digest.update(sha.encode())
+    return f"{__version__}+{digest.hexdigest()}"
+
+
+def ingest(
+    workspace: Workspace,
+    orders_path: str | Path,
+    config: Config | None = None,
+    catalog_path: str | Path | None = None,
+) -> IngestResult:
+    """Read, validate, clean and store an orders file. See :meth:`Workspace.ingest`."""
+    return workspace.ingest(orders_path, config or Config(), catalog_path)
+
+
+def train(
+    workspace: Workspace, config: Config | None = None, progress: Progress = _noop
+) -> TrainResult:
+    """Mine pairs, compose candidate bundles per customer, price them, store the offers.
+
+    Writes the workspace tables ``pair_stats``, ``partners``, ``offers`` (one row per offer)
+    and ``not_offered`` (candidates no price could satisfy, with the reason).
+
+    Raises
+    ------
+    WorkspaceError
+        If nothing has been ingested.
+    """
+    config = config or Config()
+    timings: dict[str, float] = {}
+    lines = workspace.table("order_lines")
+    if lines.num_rows == 0:
+        raise WorkspaceError(
+            f"workspace {workspace.path} has no order lines: run `bundlewise ingest` first."
+        )
+    items = workspace.table("items")
+    version = _model_version(workspace, config)
+
+    progress("mine")
+    start = time.perf_counter()
+    miner = PairMiner.from_config(config.mining).fit(lines)
+    timings["mine"] = time.perf_counter() - start
+
+    progress("personalize")
+    start = time.perf_counter()
+    candidates = compose_candidates(
+        lines, miner.pairs_, miner.partners_, config.composer, customer_ids=[ANONYMOUS]
+    )
+    timings["personalize"] = time.perf_counter() - start
+
+    progress("price")
+    start = time.perf_counter()
+    priced = price_offers(candidates, items, config.pricing, model_version=version)
+    timings["price"] = time.perf_counter() - start
+
+    progress("store")
+    start = time.perf_counter()
+    workspace.replace_table("pair_stats", miner.pairs_)
+    workspace.replace_table("partners", miner.partners_)
+    workspace.replace_table("offers", priced.offers)
+    workspace.replace_table("not_offered", priced.not_offered)
+    n_customers = len(pc.unique(priced.offers.column("customer_id"))) - 1  # minus ANONYMOUS
+    result = TrainResult(
+        model_version=version,
+        n_orders=miner.n_orders_,
+        n_orders_skipped=miner.n_orders_skipped_,
+        n_pairs=miner.pairs_.num_rows,
+        n_customers=n_customers,
+        n_offers=priced.offers.num_rows,
+        n_not_offered=priced.not_offered.num_rows,
+        n_cost_assumed=priced.n_cost_assumed,
+        timings=timings,
+    )
+    timings["store"] = time.perf_counter() - start
+    workspace.replace_table(
+        "runs",
+        pa.table({"model_version": [version], "result_json": [json.dumps(result.to_dict())]}),
+    )
+    return result
+
+
+def last_train_result(workspace: Workspace) -> TrainResult:
+    """The result of the latest ``train`` in this workspace.
+
+    Raises
+    ------
+    WorkspaceError
+        If ``train`` has not run.
+    """
+    try:
+        runs = workspace.table("runs")
+    except KeyError:
+        raise WorkspaceError(
+            f"no trained model in {workspace.path}: run `bundlewise train` first."
+        ) from None
+    return TrainResult(**json.loads(runs.column("result_json")[0].as_py()))
+
+
+def customer_offers(workspace: Workspace, customer_id: str, n: int | None = None) -> pa.Table:
+    """Ranked offers for one customer; popular offers for a customer without history.
+
+    Returns the ``offers`` rows of the customer (column ``customer_id`` set to the requested id;
+    ``source`` tells ``history`` from ``popular``).
+
+    Raises
+    ------
+    WorkspaceError
+        If ``train`` has not run.
+    """
+    try:
+        offers = workspace.table("offers")
+    except KeyError:
+        raise WorkspaceError(
+            f"no offers in {workspace.path}: run `bundlewise train` first."
+        ) from None
+    mine = offers.filter(pc.equal(offers.column("customer_id"), customer_id))
+    if mine.num_rows == 0:
+        mine = offers.filter(pc.equal(offers.column("customer_id"), ANONYMOUS))
+        mine = mine.set_column(
+            mine.column_names.index("customer_id"),
+            "customer_id",
+            pa.array([customer_id] * mine.num_rows, pa.string()),
+        )
+    mine = mine.sort_by("offer_rank")
+    return mine.slice(0, n) if n is not None else mine
+
+
+def _money_column(values: pa.ChunkedArray, currency_exponent: int = 2) -> pa.Array:
+    return pa.array(
+        [from_minor_units(int(v)) if v is not None else None for v in values.to_pylist()],
+        pa.decimal128(18, currency_exponent),
+    )
+
+
+def offers_for_export(offers: pa.Table) -> pa.Table:
+    """The user-facing offers table: money as decimals, one row per offer of a real customer.
+
+    Columns: customer_id, offer_rank, offer_id, item_ids, titles, n_items, currency,
+    list_total, price, discount, discount_pct, p_accept, expected_profit, binding_rule,
+    reason, source, model_version.
+    """
+    real = offers.filter(pc.not_equal(offers.column("customer_id"), ANONYMOUS))
+    profit_minor = pc.round(real.column("expected_profit_minor"), 0).cast(pa.int64())
+    return pa.table(
+        {
+            "customer_id": real.column("customer_id"),
+            "offer_rank": real.column("offer_rank"),
+            "offer_id": real.column("offer_id"),
+            "item_ids": real.column("item_ids"),
+            "titles": real.column("titles"),
+            "n_items": pc.list_value_length(real.column("item_ids")).cast(pa.int32()),
+            "currency": real.column("currency"),
+            "list_total": _money_column(real.column("list_total_minor")),
+            "price": _money_column(real.column("price_minor")),
+            "discount": _money_column(real.column("discount_minor")),
+            "discount_pct": real.column("discount_pct"),
+            "p_accept": real.column("p_accept"),
+            "expected_profit": _money_column(profit_minor),
+            "binding_rule": real.column("binding_rule"),
+            "reason": real.column("reason"),
+            "source": real.column("source"),
+            "model_version": real.column("model_version"),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Paths written by :func:`run_demo` and what happened on the way."""
+
+    offers_path: Path
+    report_path: Path
+    ingest: IngestResult
+    train: TrainResult
+    timings: dict[str, float]
+
+
+def export(
+    workspace: Workspace, out_dir: str | Path, config: Config | None = None
+) -> tuple[Path, Path]:
+    """Write ``offers.parquet``, ``cleaning_report.json`` and ``report.html`` to ``out_dir``."""
+    from bundlewise.evaluation.report import build_report  # heavy (matplotlib): import late
+
+    config = config or Config()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    offers = workspace.table("offers")
+    offers_path = out / "offers.parquet"
+    pq.write_table(offers_for_export(offers), offers_path)
+    reports = workspace.cleaning_reports()
+    (out / "cleaning_report.json").write_text(
+        json.dumps([r.to_dict() for r in reports], indent=2), encoding="utf-8"
+    )
+    report_path = out / "report.html"
+    report_path.write_text(
+        build_report(
+            offers=offers,
+            cleaning_reports=reports,
+            pairs=workspace.table("pair_stats"),
+            items=workspace.table("items"),
+            train_result=last_train_result(workspace),
+            not_offered=workspace.table("not_offered"),
+            config=config,
+        ),
+        encoding="utf-8",
+    )
+    return offers_path, report_path
+
+
+def run_demo(
+    out_dir: str | Path = "out",
+    workspace_dir: str | Path | None = None,
+    orders_path: str | Path | None = None,
+    config: Config | None = None,
+    progress: Progress = _noop,
+) -> DemoResult:
+    """Ingest -> clean -> mine -> personalize -> price on the bundled data; write out/.
+
+    Parameters
+    ----------
+    out_dir
+        Receives ``offers.parquet``, ``report.html`` and ``cleaning_report.json``.
+    workspace_dir
+        Workspace to use (default: ``<out_dir>/workspace``).
+    orders_path
+        Another orders file instead of the bundled dataset.
+    """
+    config = config or Config()
+    workspace = Workspace(workspace_dir or Path(out_dir) / "workspace")
+    timings: dict[str, float] = {}
+    progress("ingest")
+    start = time.perf_counter()
+    ingested = ingest(workspace, orders_path or bundled_dataset_path(), config)
+    timings["ingest"] = time.perf_counter() - start
+    trained = train(workspace, config, progress)
+    timings.update(trained.timings)
+    progress("report")
+    start = time.perf_counter()
+    offers_path, report_path = export(workspace, out_dir, config)
+    timings["report"] = time.perf_counter() - start
+    return DemoResult(offers_path, report_path, ingested, trained, timings)
+
+
+__all__ = [
+    "ANONYMOUS",
+    "DemoResult",
+    "TrainResult",
+    "bundled_dataset_path",
+    "customer_offers",
+    "export",
+    "ingest",
+    "last_train_result",
+    "offers_for_export",
+    "run_demo",
+    "train",
+]
