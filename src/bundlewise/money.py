@@ -38,9 +38,7 @@ def to_minor_units(amount: float | Decimal, currency: str = "GBP") -> int:
     return int((value * scale).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
-def array_to_minor_units(
-    amounts: npt.ArrayLike, currency: str = "GBP"
-) -> npt.NDArray[np.int64]:
+def array_to_minor_units(amounts: npt.ArrayLike, currency: str = "GBP") -> npt.NDArray[np.int64]:
     """Vectorized :func:`to_minor_units` for float arrays (half to even, like ``np.rint``).
 
     Amounts are first rounded to 9 decimals so that binary noise (6.95 stored as 6.9499999...)
@@ -52,7 +50,7 @@ def array_to_minor_units(
     [695, 12, 210]
     """
     scale = 10 ** currency_exponent(currency)
-    values = np.round(np.asarray(amounts, dtype=np.float64) * scale, 9)
+    values: npt.NDArray[np.float64] = np.round(np.asarray(amounts, dtype=np.float64) * scale, 9)
     return np.rint(values).astype(np.int64)
 
 

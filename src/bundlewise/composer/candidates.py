@@ -13,7 +13,8 @@ half its anchor's interest. A bundle :math:`B` scores
 
 .. math::
 
-    \\mathrm{score}(u, B) = \\overline{s_{u,B}} \\times \\overline{\\log \\widehat{\\mathrm{lift}}}_B
+    \\mathrm{score}(u, B) = \\overline{s_{u,B}}
+    \\times \\overline{\\log \\widehat{\\mathrm{lift}}}_B
 
 (mean interest of its items times mean log shrunk lift over its pairs; every pair of a triple must
 be a mined complement). Customers with too few candidates are topped up with the store's popular
@@ -141,8 +142,10 @@ def compose_candidates(
             """,
             params,
         )
-        union_sql = "SELECT customer_id, [i1, i2] AS item_ids, score, anchor_id, " \
+        union_sql = (
+            "SELECT customer_id, [i1, i2] AS item_ids, score, anchor_id, "
             "min_pair_count, min_pair_lift FROM pair_cands"
+        )
         if config.max_bundle_size >= 3:
             # Triples: extend each customer's best pairs with an item that complements both.
             con.execute(

@@ -159,7 +159,10 @@ def price_offers(
     )
     a = intercept_for_acceptance(accept_at_list, b)
     quotes = quote_prices(
-        np.where(usable, list_total, 1), np.where(usable, cost, 0), a, b,
+        np.where(usable, list_total, 1),
+        np.where(usable, cost, 0),
+        a,
+        b,
         Guardrails.from_config(config),
     )
     offered = usable & quotes.is_feasible
@@ -213,9 +216,7 @@ def price_offers(
     mask = pa.array(offered)
     offers = pa.table(
         {
-            "offer_id": [
-                _offer_id(model_version, customer_ids[k], item_ids[k]) for k in range(n)
-            ],
+            "offer_id": [_offer_id(model_version, customer_ids[k], item_ids[k]) for k in range(n)],
             "customer_id": table.column("customer_id"),
             "offer_rank": table.column("offer_rank"),
             "item_ids": table.column("item_ids"),

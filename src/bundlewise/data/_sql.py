@@ -16,8 +16,6 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-
-
 def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the terminal progress bar off (library code never prints)."""
     con = duckdb.connect(database, read_only=read_only)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
-from bundlewise.data import _sql
 from bundlewise.config import Config
+from bundlewise.data import _sql
 from bundlewise.data._sql import quote_ident as _q
 from bundlewise.data.readers import load_source
 from bundlewise.data.schemas import ITEMS
@@ -108,13 +107,30 @@ def read_catalog(path: str | Path, config: Config | None = None) -> pa.Table:
     try:
         con.register("src", table)
         item = _q(chosen["item_id"])
+        item_text = f"nullif(trim(CAST({item} AS VARCHAR)), '')"
+        missing = con.execute(
+            f"SELECT __row, count(*) OVER () FROM src WHERE {item_text} IS NULL "
+            "ORDER BY __row LIMIT 1"
+        ).fetchall()
+        if missing:
+            raise DataValidationError(
+                source.path,
+                "missing item id",
+                column=chosen["item_id"],
+                row=missing[0][0],
+                value=None,
+                n_more=int(missing[0][1]) - 1,
+            )
         dup = con.execute(
-            f"SELECT __row, CAST({item} AS VARCHAR), count(*) OVER (PARTITION BY {item}) c "
+            f"SELECT __row, {item_text}, count(*) OVER (PARTITION BY {item_text}) c "
             f"FROM src QUALIFY c > 1 ORDER BY __row LIMIT 1"
         ).fetchall()
         if dup:
             raise DataValidationError(
-                source.path, "duplicate item id", column=chosen["item_id"], row=dup[0][0],
+                source.path,
+                "duplicate item id",
+                column=chosen["item_id"],
+                row=dup[0][0],
                 value=dup[0][1],
             )
         exprs = {"item_id": f"trim(CAST({item} AS VARCHAR))"}
@@ -131,8 +147,12 @@ def read_catalog(path: str | Path, config: Config | None = None) -> pa.Table:
             ).fetchall()
             if bad:
                 raise DataValidationError(
-                    source.path, "not a non-negative number", column=column, row=bad[0][0],
-                    value=bad[0][1], n_more=int(bad[0][2]) - 1,
+                    source.path,
+                    "not a non-negative number",
+                    column=column,
+                    row=bad[0][0],
+                    value=bad[0][1],
+                    n_more=int(bad[0][2]) - 1,
                 )
             exprs[canonical] = number
         for canonical in ("title", "category"):

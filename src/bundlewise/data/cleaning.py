@@ -27,11 +27,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
-from bundlewise.data import _sql
 from bundlewise.config import CleaningConfig
+from bundlewise.data import _sql
 from bundlewise.data.schemas import ORDER_LINES
 
 REMOVED = "removed"
@@ -195,9 +194,7 @@ def clean_order_lines(
             LEFT JOIN returned r USING (customer_id, item_id);
             """
         )
-        counts = dict(
-            con.execute("SELECT rule, count(*) FROM tagged GROUP BY rule").fetchall()
-        )
+        counts = dict(con.execute("SELECT rule, count(*) FROM tagged GROUP BY rule").fetchall())
         n_read = raw.num_rows
         row = con.execute(
             """

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from bundlewise.data import _sql
 from bundlewise.config import REQUIRED_FIELDS, ColumnMapping, Config
+from bundlewise.data import _sql
 from bundlewise.data._sql import quote_ident as _q
 from bundlewise.data.schemas import RAW_ORDER_LINES
 from bundlewise.exceptions import ConfigError, DataValidationError
@@ -154,7 +154,10 @@ def _load_parquet(path: Path) -> pa.Table:
     if path.stat().st_size == 0:
         raise DataValidationError(str(path), "the file is empty (no header, no rows)")
     try:
-        table = pq.read_table(path)
+        # ParquetFile, not read_table: the dataset API rejects duplicate names before the check
+        # below can name the column.
+        with pq.ParquetFile(path) as parquet_file:
+            table = parquet_file.read()
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataValidationError(str(path), f"not a readable Parquet file: {exc}") from None
     if table.num_rows == 0:
@@ -285,15 +288,24 @@ def _number_sql(column: str, source_type: pa.DataType) -> str:
     return f"try_cast(replace(trim(CAST({_q(column)} AS VARCHAR)), ',', '') AS DOUBLE)"
 
 
-def _id_sql(column: str, source_type: pa.DataType) -> str:
-    """Identifiers as text; a float id such as 13085.0 (pandas' doing) becomes '13085'."""
+def _id_sql(column: str, source_type: pa.DataType, strip_float_suffix: bool = False) -> str:
+    """Identifiers as text; a float id such as 13085.0 (pandas' doing) becomes '13085'.
+
+    A NaN float id is missing. With ``strip_float_suffix`` a text id such as ``'13085.0'`` (a
+    float column written to CSV by pandas) also becomes ``'13085'``.
+    """
+    c = _q(column)
     if pa.types.is_floating(source_type):
         return (
-            f"CASE WHEN {_q(column)} = floor({_q(column)}) "
-            f"THEN CAST(CAST({_q(column)} AS BIGINT) AS VARCHAR) "
-            f"ELSE CAST({_q(column)} AS VARCHAR) END"
+            f"CASE WHEN isnan({c}) THEN NULL "
+            f"WHEN {c} = floor({c}) AND abs({c}) < 1e18 "
+            f"THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({c} AS VARCHAR) END"
         )
-    return f"nullif(trim(CAST({_q(column)} AS VARCHAR)), '')"
+    text = f"nullif(trim(CAST({c} AS VARCHAR)), '')"
+    if strip_float_suffix:
+        return rf"regexp_replace({text}, '^(-?[0-9]+)\.0+$', '\1')"
+    return text
 
 
 def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Table, str]:
@@ -336,8 +348,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
         if column not in present:
             raise DataValidationError(
                 source.path,
-                f"missing column (needed for `{canonical}`); columns found: "
-                f"{sorted(present)}",
+                f"missing column (needed for `{canonical}`); columns found: {sorted(present)}",
                 column=column,
             )
     for canonical, column in fields.items():
@@ -361,7 +372,8 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
             _raise_first_bad(
                 con,
                 p,
-                f"{_q(column)} IS NULL OR trim(CAST({_q(column)} AS VARCHAR)) = ''",
+                f"{_q(column)} IS NULL OR trim(CAST({_q(column)} AS VARCHAR)) = ''"
+                + (f" OR isnan({_q(column)})" if pa.types.is_floating(types[column]) else ""),
                 column,
                 f"missing value for required field `{canonical}`",
             )
@@ -374,7 +386,9 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
             elif canonical == "title" or canonical == "country":
                 exprs[canonical] = f"nullif(trim(CAST({_q(column)} AS VARCHAR)), '')"
             else:
-                exprs[canonical] = _id_sql(column, types[column])
+                exprs[canonical] = _id_sql(
+                    column, types[column], strip_float_suffix=canonical == "customer_id"
+                )
 
         for canonical in ("quantity", "unit_price", "unit_cost"):
             column = fields.get(canonical)
@@ -450,9 +464,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
     price = result.column("unit_price").to_numpy(zero_copy_only=False)
     cost_column = result.column("unit_cost")
     cost = cost_column.to_numpy(zero_copy_only=False).astype(np.float64)
-    cost_minor = pa.array(
-        array_to_minor_units(np.nan_to_num(cost), currency), mask=np.isnan(cost)
-    )
+    cost_minor = pa.array(array_to_minor_units(np.nan_to_num(cost), currency), mask=np.isnan(cost))
     out = pa.table(
         {
             "order_id": result.column("order_id"),

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from bundlewise.data import _sql
 from bundlewise.config import Config
+from bundlewise.data import _sql
 from bundlewise.data.catalog import derive_items, read_catalog
 from bundlewise.data.cleaning import CleaningReport, clean_order_lines
 from bundlewise.data.readers import read_orders
@@ -142,8 +142,9 @@ class Workspace:
         )
         with self.connect() as con:
             existed = bool(
-                con.execute("SELECT count(*) FROM ingests WHERE source_id = ?", [source_id])
-                .fetchall()[0][0]
+                con.execute(
+                    "SELECT count(*) FROM ingests WHERE source_id = ?", [source_id]
+                ).fetchall()[0][0]
             )
             con.execute("BEGIN TRANSACTION")
             try:
@@ -234,9 +235,7 @@ class Workspace:
     def cleaning_reports(self) -> list[CleaningReport]:
         """The cleaning report of every ingested source, oldest first."""
         with self.connect(read_only=True) as con:
-            rows = con.execute(
-                "SELECT report_json FROM ingests ORDER BY ingested_at"
-            ).fetchall()
+            rows = con.execute("SELECT report_json FROM ingests ORDER BY ingested_at").fetchall()
         return [CleaningReport.from_dict(json.loads(r[0])) for r in rows]
 
     def n_order_lines(self) -> int:

@@ -59,8 +59,15 @@ def _bars(counts: dict[str, int], title: str) -> str:
 
 def _top_bundles(offers: pa.Table, items: pa.Table, n: int = 20) -> list[dict[str, Any]]:
     rows = offers.select(
-        ["item_ids", "titles", "list_total_minor", "price_minor", "p_accept",
-         "expected_profit_minor", "currency"]
+        [
+            "item_ids",
+            "titles",
+            "list_total_minor",
+            "price_minor",
+            "p_accept",
+            "expected_profit_minor",
+            "currency",
+        ]
     ).to_pylist()
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
@@ -120,9 +127,7 @@ def build_report(
     config
         The configuration used (its assumptions are stated in the report).
     """
-    personal = offers.filter(
-        pc.not_equal(offers.column("customer_id"), ANONYMOUS)
-    )
+    personal = offers.filter(pc.not_equal(offers.column("customer_id"), ANONYMOUS))
     discount = personal.column("discount_pct").to_numpy(zero_copy_only=False)
     profit = personal.column("expected_profit_minor").to_numpy(zero_copy_only=False)
     p_accept = personal.column("p_accept").to_numpy(zero_copy_only=False)
@@ -142,8 +147,11 @@ def build_report(
         row["title_a"] = titles.get(row["item_a"], row["item_a"])
         row["title_b"] = titles.get(row["item_b"], row["item_b"])
     n_cost_known = int(
-        np.sum(~np.isnan(items.column("unit_cost_minor").to_numpy(zero_copy_only=False)
-                         .astype(np.float64)))
+        np.sum(
+            ~np.isnan(
+                items.column("unit_cost_minor").to_numpy(zero_copy_only=False).astype(np.float64)
+            )
+        )
     )
     plots = {}
     if personal.num_rows:

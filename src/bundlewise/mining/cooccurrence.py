@@ -30,12 +30,11 @@ DuMouchel (1999), "Bayesian data mining in large frequency tables" (gamma-Poisso
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bundlewise.data import _sql
 from bundlewise.config import MiningConfig
+from bundlewise.data import _sql
 from bundlewise.exceptions import NotFittedError
 
 PAIR_COLUMNS: tuple[str, ...] = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -68,7 +69,7 @@ class Guardrails:
         )
 
 
-def _ceil(x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+def _ceil(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.int64]:
     # Round to 6 decimals first so that 700 * (1 - 0.3) = 489.99999999999994 gives 490, not 491.
     return np.ceil(np.round(x, 6)).astype(np.int64)
 

@@ -1,8 +1,8 @@
 """Profit-maximizing bundle prices inside the guardrails.
 
 For cost :math:`c` and the logit response of :mod:`bundlewise.pricing.response` with
-:math:`\\beta = b / L`, expected profit :math:`\\pi(p) = (p - c)\\,\\sigma(a - \\beta p)` is unimodal
-and its maximizer has the closed form
+:math:`\\beta = b / L`, expected profit :math:`\\pi(p) = (p - c)\\,\\sigma(a - \\beta p)` is
+unimodal and its maximizer has the closed form
 
 .. math::
 

@@ -1,0 +1,3 @@
+"""Command-line interface (typer)."""
+
+from __future__ import annotations

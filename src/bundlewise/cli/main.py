@@ -1,0 +1,294 @@
+"""The ``bundlewise`` command line: a thin wrapper over :mod:`bundlewise.pipeline`.
+
+Configuration precedence is resolved here, never in library constructors: defaults < the TOML
+file given with ``--config`` < command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bundlewise import pipeline
+from bundlewise._version import __version__
+from bundlewise.config import Config, load_config
+from bundlewise.data import CleaningReport, Workspace
+from bundlewise.exceptions import BundlewiseError
+from bundlewise.money import format_money
+
+app = typer.Typer(
+    name="bundlewise",
+    help="Personalized product bundles with guard-railed prices, from a store's order history.\n\n"
+    "Typical use: `bundlewise demo` runs everything on the bundled dataset; for your own store, "
+    "`bundlewise ingest orders.csv`, then `bundlewise train`, then "
+    "`bundlewise offers --customer ID`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_WORKSPACE = ".bundlewise"
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Workspace directory (DuckDB file and artifacts).",
+        envvar="BUNDLEWISE_WORKSPACE",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config (column mapping, cleaning, pricing...)."),
+]
+
+TRAIN_STEPS = ("mine", "personalize", "price", "store")
+
+
+def _config(path: Path | None, *, max_discount: float | None = None) -> Config:
+    config = load_config(path)
+    if max_discount is not None:
+        pricing = dataclasses.replace(config.pricing, max_discount=max_discount)
+        config = dataclasses.replace(config, pricing=pricing)
+    return config
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Show bundlewise errors as one clear line (no stack trace) and exit with status 2."""
+    try:
+        yield
+    except BundlewiseError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+@contextmanager
+def _steps(names: tuple[str, ...]) -> Iterator[pipeline.Progress]:
+    """A progress bar over named pipeline steps; yields the callback the pipeline calls."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("starting", total=len(names))
+        seen: list[str] = []
+
+        def advance(step: str) -> None:
+            if seen:
+                bar.advance(task)
+            seen.append(step)
+            bar.update(task, description=step)
+
+        yield advance
+        bar.update(task, completed=len(names), description="done")
+
+
+def _cleaning_table(report: CleaningReport) -> Table:
+    table = Table(title=f"Cleaning report: {report.source}", title_justify="left")
+    table.add_column("rule")
+    table.add_column("action")
+    table.add_column("rows", justify="right")
+    table.add_column("what it does", overflow="fold")
+    for rule in report.rules:
+        table.add_row(rule.rule, rule.action, f"{rule.n_rows:,}", rule.description)
+    table.caption = (
+        f"{report.n_rows_read:,} rows read, {report.n_rows_kept:,} kept, "
+        f"{report.n_rows_removed:,} removed"
+    )
+    return table
+
+
+def _offers_table(offers: pa.Table, title: str) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=True)
+    for name, justify in (
+        ("#", "right"),
+        ("bundle", "left"),
+        ("list total", "right"),
+        ("price", "right"),
+        ("off", "right"),
+        ("P(accept)", "right"),
+        ("exp. profit", "right"),
+        ("rule", "left"),
+        ("why", "left"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in offers.to_pylist():
+        currency = row["currency"]
+        table.add_row(
+            str(row["offer_rank"]),
+            "\n".join(f"{i}  {t}" for i, t in zip(row["item_ids"], row["titles"], strict=True)),
+            format_money(row["list_total_minor"], currency),
+            format_money(row["price_minor"], currency),
+            f"{row['discount_pct']:.0%}",
+            f"{row['p_accept']:.2f}",
+            format_money(round(row["expected_profit_minor"]), currency),
+            row["binding_rule"],
+            row["reason"].split(". Price")[0],
+        )
+    return table
+
+
+@app.command()
+def ingest(
+    orders: Annotated[Path, typer.Argument(help="Orders file (CSV, TSV or Parquet).")],
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Product catalog (item_id, title, list_price, unit_cost, ...)."),
+    ] = None,
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    config: ConfigOpt = None,
+) -> None:
+    """Read, validate and clean an orders file into the workspace, and print the cleaning report.
+
+    UCI Online Retail exports (both schemas) are recognised; other files need a [columns]
+    mapping in the config. Re-ingesting the same file replaces its rows (idempotent). Bad input
+    stops with a message naming the file, column, row and value; nothing is written then.
+    """
+    with _errors():
+        cfg = _config(config)
+        start = time.perf_counter()
+        with console.status(f"ingesting {orders} ..."):
+            result = pipeline.ingest(Workspace(workspace), orders, cfg, catalog)
+        elapsed = time.perf_counter() - start
+    console.print(_cleaning_table(result.report))
+    again = " (same file as before: its rows were replaced)" if result.was_already_ingested else ""
+    console.print(
+        f"Ingested [bold]{orders}[/] as {result.adapter}, source {result.source_id}{again}: "
+        f"{result.report.n_rows_kept:,} order lines, {result.n_items:,} items, "
+        f"in {elapsed:.1f} s. Workspace: {workspace}"
+    )
+
+
+@app.command()
+def train(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    config: ConfigOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also write offers.parquet and report.html to this directory."),
+    ] = None,
+    max_discount: Annotated[
+        float | None, typer.Option(help="Override pricing.max_discount (0..1).")
+    ] = None,
+) -> None:
+    """Mine co-purchase pairs, compose bundles for every customer, and price them.
+
+    Offers (with price, discount, P(accept), expected profit, binding guardrail and reason) are
+    stored in the workspace; see them with `bundlewise offers --customer ID`.
+    """
+    with _errors():
+        cfg = _config(config, max_discount=max_discount)
+        ws = Workspace(workspace)
+        with _steps(TRAIN_STEPS) as progress:
+            result = pipeline.train(ws, cfg, progress)
+        _print_train(result)
+        if out is not None:
+            offers_path, report_path = pipeline.export(ws, out, cfg)
+            console.print(f"Wrote {offers_path} and {report_path}")
+
+
+def _print_train(result: pipeline.TrainResult) -> None:
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    console.print(
+        f"Model [bold]{result.model_version}[/]: {result.n_pairs:,} pairs from "
+        f"{result.n_orders:,} orders ({result.n_orders_skipped} very large orders left out); "
+        f"{result.n_offers:,} offers for {result.n_customers:,} customers; "
+        f"{result.n_not_offered} candidates had no feasible price. ({timings})"
+    )
+    if result.n_cost_assumed:
+        console.print(
+            f"[yellow]Note:[/] {result.n_cost_assumed:,} offers use the assumed cost share "
+            "(no unit cost in the catalog)."
+        )
+
+
+@app.command()
+def offers(
+    customer: Annotated[str, typer.Option("--customer", help="Customer id.")],
+    n: Annotated[int, typer.Option("-n", "--n", min=1, help="How many offers.")] = 5,
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+) -> None:
+    """Show a customer's ranked bundle offers with prices and reasons.
+
+    A customer without purchase history gets the store's popular bundles.
+    """
+    with _errors():
+        table = pipeline.customer_offers(Workspace(workspace), customer, n)
+    if table.num_rows == 0:
+        console.print(f"No offers for customer {customer}.")
+        return
+    kind = (
+        "popular bundles (no purchase history)"
+        if table.column("source")[0].as_py() == "popular"
+        else "personalized"
+    )
+    console.print(_offers_table(table, f"Offers for customer {customer}: {kind}"))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out"),
+    workspace: Annotated[
+        Path | None, typer.Option(help="Workspace directory (default: <out>/workspace).")
+    ] = None,
+    orders: Annotated[
+        Path | None,
+        typer.Option(help="Use this orders file instead of the bundled Online Retail II data."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the whole pipeline on the bundled real dataset (UCI Online Retail II, 2009-2010).
+
+    ingest -> clean -> mine -> personalize -> price, then writes <out>/offers.parquet (one row
+    per offer), <out>/report.html and <out>/cleaning_report.json, and prints a summary.
+    """
+    with _errors():
+        cfg = _config(config)
+        with _steps(("ingest", *TRAIN_STEPS, "report")) as progress:
+            result = pipeline.run_demo(out, workspace, orders, cfg, progress)
+    console.print(_cleaning_table(result.ingest.report))
+    _print_train(result.train)
+    console.print(
+        f"Wrote [bold]{result.offers_path}[/] and [bold]{result.report_path}[/]. Try: "
+        f"bundlewise offers --workspace {workspace or out / 'workspace'} --customer 12346"
+    )
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+) -> None:
+    if verbose or os.environ.get("BUNDLEWISE_LOG"):
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if version:
+        console.print(f"bundlewise {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]
