@@ -129,14 +129,15 @@ def train(
     workspace.replace_table("partners", miner.partners_)
     workspace.replace_table("offers", priced.offers)
     workspace.replace_table("not_offered", priced.not_offered)
-    n_customers = len(pc.unique(priced.offers.column("customer_id"))) - 1  # minus ANONYMOUS
+    real = pc.not_equal(priced.offers.column("customer_id"), ANONYMOUS)
+    n_customers = len(pc.unique(priced.offers.filter(real).column("customer_id")))
     result = TrainResult(
         model_version=version,
         n_orders=miner.n_orders_,
         n_orders_skipped=miner.n_orders_skipped_,
         n_pairs=miner.pairs_.num_rows,
         n_customers=n_customers,
-        n_offers=priced.offers.num_rows,
+        n_offers=int(pc.sum(real).as_py() or 0),
         n_not_offered=priced.not_offered.num_rows,
         n_cost_assumed=priced.n_cost_assumed,
         timings=timings,

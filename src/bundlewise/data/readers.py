@@ -373,7 +373,13 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
                 con,
                 p,
                 f"{_q(column)} IS NULL OR trim(CAST({_q(column)} AS VARCHAR)) = ''"
-                + (f" OR isnan({_q(column)})" if pa.types.is_floating(types[column]) else ""),
+                # a NaN float id is missing (pandas' marker); NaN numbers are reported below
+                + (
+                    f" OR isnan({_q(column)})"
+                    if canonical in ("order_id", "item_id")
+                    and pa.types.is_floating(types[column])
+                    else ""
+                ),
                 column,
                 f"missing value for required field `{canonical}`",
             )
