@@ -615,7 +615,9 @@ def test_generic_csv_in_a_zero_decimal_currency(tmp_path: Path) -> None:
             },
         }
     )
-    path = _lines(tmp_path / "jp.csv", "o,i,q,t,p", "1,a,3,2024-05-01,1200", "2,b,1,2024-05-02,99.5")
+    path = _lines(
+        tmp_path / "jp.csv", "o,i,q,t,p", "1,a,3,2024-05-01,1200", "2,b,1,2024-05-02,99.5"
+    )
     table, adapter = read_orders(path, config)
     assert adapter == "generic"
     assert table.column("unit_price_minor").to_pylist() == [1200, 100]  # 99.5 -> 100 (even)

@@ -18,7 +18,7 @@ half its anchor's interest. A bundle :math:`B` scores
 
 (mean interest of its items times mean log shrunk lift over its pairs; every pair of a triple must
 be a mined complement). Customers with too few candidates are topped up with the store's popular
-pairs (interest 1/2), as are customers without history. Set-based in DuckDB.
+pairs (interest 1/2, most-bought first), as are customers without history. Set-based in DuckDB.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def compose_candidates(
             )
             SELECT d.customer_id,
                    CAST(row_number() OVER (PARTITION BY d.customer_id
-                        ORDER BY d.priority, d.score DESC, d.pop_rank, d.item_ids) AS INTEGER)
+                        ORDER BY d.priority, d.pop_rank, d.score DESC, d.item_ids) AS INTEGER)
                        AS offer_rank,
                    d.item_ids, d.score, d.source, d.anchor_id,
                    CAST(i.n_orders AS BIGINT) AS anchor_n_orders,

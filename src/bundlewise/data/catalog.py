@@ -140,15 +140,18 @@ def read_catalog(path: str | Path, config: Config | None = None) -> pa.Table:
                 exprs[canonical] = "CAST(NULL AS DOUBLE)"
                 continue
             number = f"try_cast(trim(CAST({_q(column)} AS VARCHAR)) AS DOUBLE)"
+            whole = f" OR {number} <> round({number})" if canonical == "stock" else ""
             bad = con.execute(
                 f"SELECT __row, CAST({_q(column)} AS VARCHAR), count(*) OVER () FROM src "
                 f"WHERE {_q(column)} IS NOT NULL AND ({number} IS NULL OR {number} < 0 "
-                f"OR NOT isfinite({number})) ORDER BY __row LIMIT 1"
+                f"OR NOT isfinite({number}){whole}) ORDER BY __row LIMIT 1"
             ).fetchall()
             if bad:
                 raise DataValidationError(
                     source.path,
-                    "not a non-negative number",
+                    "not a non-negative whole number"
+                    if canonical == "stock"
+                    else "not a non-negative number",
                     column=column,
                     row=bad[0][0],
                     value=bad[0][1],

@@ -376,8 +376,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
                 # a NaN float id is missing (pandas' marker); NaN numbers are reported below
                 + (
                     f" OR isnan({_q(column)})"
-                    if canonical in ("order_id", "item_id")
-                    and pa.types.is_floating(types[column])
+                    if canonical in ("order_id", "item_id") and pa.types.is_floating(types[column])
                     else ""
                 ),
                 column,

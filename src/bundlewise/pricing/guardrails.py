@@ -14,7 +14,6 @@ ending rule. When the interval is empty the bundle is not offered (:class:`Guard
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,12 +117,21 @@ def violated_rules(
     >>> violated_rules(500, 1000, 600, Guardrails())
     ['margin_floor', 'max_discount']
     """
+    # The same floor arithmetic as price_bounds, so the two can never disagree.
+    margin_floor, discount_floor = _ceil(
+        np.array(
+            [
+                cost_minor * (1.0 + guardrails.min_margin),
+                list_total_minor * (1.0 - guardrails.max_discount),
+            ]
+        )
+    ).tolist()
     rules = []
     if price_minor > list_total_minor:
         rules.append(LIST_TOTAL_CAP)
-    if price_minor < math.ceil(round(cost_minor * (1.0 + guardrails.min_margin), 6)):
+    if price_minor < margin_floor:
         rules.append(MARGIN_FLOOR)
-    if price_minor < math.ceil(round(list_total_minor * (1.0 - guardrails.max_discount), 6)):
+    if price_minor < discount_floor:
         rules.append(MAX_DISCOUNT)
     return rules
 
