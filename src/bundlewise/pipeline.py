@@ -158,13 +158,19 @@ def last_train_result(workspace: Workspace) -> TrainResult:
     WorkspaceError
         If ``train`` has not run.
     """
+    runs = _trained_table(workspace, "runs")
+    return TrainResult(**json.loads(runs.column("result_json")[0].as_py()))
+
+
+def _trained_table(workspace: Workspace, name: str) -> pa.Table:
+    """A table that ``train`` writes; a clear error if ``train`` has not run yet."""
     try:
-        runs = workspace.table("runs")
+        workspace.table("runs")
     except KeyError:
         raise WorkspaceError(
             f"no trained model in {workspace.path}: run `bundlewise train` first."
         ) from None
-    return TrainResult(**json.loads(runs.column("result_json")[0].as_py()))
+    return workspace.table(name)
 
 
 def customer_offers(workspace: Workspace, customer_id: str, n: int | None = None) -> pa.Table:
@@ -178,12 +184,7 @@ def customer_offers(workspace: Workspace, customer_id: str, n: int | None = None
     WorkspaceError
         If ``train`` has not run.
     """
-    try:
-        offers = workspace.table("offers")
-    except KeyError:
-        raise WorkspaceError(
-            f"no offers in {workspace.path}: run `bundlewise train` first."
-        ) from None
+    offers = _trained_table(workspace, "offers")
     mine = offers.filter(pc.equal(offers.column("customer_id"), customer_id))
     if mine.num_rows == 0:
         mine = offers.filter(pc.equal(offers.column("customer_id"), ANONYMOUS))

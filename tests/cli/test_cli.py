@@ -158,3 +158,11 @@ def test_help_explains_each_command() -> None:
         sub = runner.invoke(app, [command, "--help"])
         assert sub.exit_code == 0
         assert len(sub.output) > 200
+
+
+def test_offers_before_train_is_a_clear_error(real_slice: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    assert runner.invoke(app, ["ingest", str(real_slice), "--workspace", str(ws)]).exit_code == 0
+    result = runner.invoke(app, ["offers", "--workspace", str(ws), "--customer", "13085"])
+    assert result.exit_code == 2
+    assert "bundlewise train" in result.output

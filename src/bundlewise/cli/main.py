@@ -119,33 +119,36 @@ def _cleaning_table(report: CleaningReport) -> Table:
 
 
 def _offers_table(offers: pa.Table, title: str) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=True)
-    for name, justify in (
-        ("#", "right"),
-        ("bundle", "left"),
-        ("list total", "right"),
-        ("price", "right"),
-        ("off", "right"),
-        ("P(accept)", "right"),
-        ("exp. profit", "right"),
-        ("rule", "left"),
-        ("why", "left"),
-    ):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    currency = offers.column("currency")[0].as_py()
+    table = Table(
+        title=title,
+        title_justify="left",
+        show_lines=True,
+        caption=f"Money in {currency}. profit = (price - cost) x P(accept).",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("bundle", overflow="fold", min_width=18)
+    for name in ("list", "price", "off", "P(acc)", "profit"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("set by", overflow="fold")
     for row in offers.to_pylist():
-        currency = row["currency"]
         table.add_row(
             str(row["offer_rank"]),
-            "\n".join(f"{i}  {t}" for i, t in zip(row["item_ids"], row["titles"], strict=True)),
-            format_money(row["list_total_minor"], currency),
-            format_money(row["price_minor"], currency),
+            "\n".join(f"{i} {t}" for i, t in zip(row["item_ids"], row["titles"], strict=True)),
+            format_money(row["list_total_minor"], currency).split()[-1],
+            format_money(row["price_minor"], currency).split()[-1],
             f"{row['discount_pct']:.0%}",
             f"{row['p_accept']:.2f}",
-            format_money(round(row["expected_profit_minor"]), currency),
+            format_money(round(row["expected_profit_minor"]), currency).split()[-1],
             row["binding_rule"],
-            row["reason"].split(". Price")[0],
         )
     return table
+
+
+def _print_reasons(offers: pa.Table) -> None:
+    console.print("[bold]Why[/]")
+    for row in offers.to_pylist():
+        console.print(f"  {row['offer_rank']}. {row['reason']}", highlight=False)
 
 
 @app.command()
@@ -243,6 +246,7 @@ def offers(
         else "personalized"
     )
     console.print(_offers_table(table, f"Offers for customer {customer}: {kind}"))
+    _print_reasons(table)
 
 
 @app.command()
