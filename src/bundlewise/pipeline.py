@@ -78,9 +78,10 @@ def ingest(
     orders_path: str | Path,
     config: Config | None = None,
     catalog_path: str | Path | None = None,
+    events_path: str | Path | None = None,
 ) -> IngestResult:
     """Read, validate, clean and store an orders file. See :meth:`Workspace.ingest`."""
-    return workspace.ingest(orders_path, config or Config(), catalog_path)
+    return workspace.ingest(orders_path, config or Config(), catalog_path, events_path)
 
 
 def train(

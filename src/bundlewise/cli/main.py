@@ -158,6 +158,10 @@ def ingest(
         Path | None,
         typer.Option(help="Product catalog (item_id, title, list_price, unit_cost, ...)."),
     ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(help="Shopper events (customer_id, ts, item_id, kind=view|cart|purchase)."),
+    ] = None,
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     config: ConfigOpt = None,
 ) -> None:
@@ -171,13 +175,14 @@ def ingest(
         cfg = _config(config)
         start = time.perf_counter()
         with console.status(f"ingesting {orders} ..."):
-            result = pipeline.ingest(Workspace(workspace), orders, cfg, catalog)
+            result = pipeline.ingest(Workspace(workspace), orders, cfg, catalog, events)
         elapsed = time.perf_counter() - start
     console.print(_cleaning_table(result.report))
     again = " (same file as before: its rows were replaced)" if result.was_already_ingested else ""
     console.print(
         f"Ingested [bold]{orders}[/] as {result.adapter}, source {result.source_id}{again}: "
         f"{result.report.n_rows_kept:,} order lines, {result.n_items:,} items, "
+        f"{result.n_events:,} events, "
         f"in {elapsed:.1f} s. Workspace: {workspace}"
     )
 

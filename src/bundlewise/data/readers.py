@@ -248,7 +248,7 @@ def _first_bad(
     return int(row[0]), row[1], int(row[2])
 
 
-def _raise_first_bad(
+def raise_first_bad(
     con: duckdb.DuckDBPyConnection,
     path: str,
     condition: str,
@@ -288,7 +288,7 @@ def _number_sql(column: str, source_type: pa.DataType) -> str:
     return f"try_cast(replace(trim(CAST({_q(column)} AS VARCHAR)), ',', '') AS DOUBLE)"
 
 
-def _id_sql(column: str, source_type: pa.DataType, strip_float_suffix: bool = False) -> str:
+def id_sql(column: str, source_type: pa.DataType, strip_float_suffix: bool = False) -> str:
     """Identifiers as text; a float id such as 13085.0 (pandas' doing) becomes '13085'.
 
     A NaN float id is missing. With ``strip_float_suffix`` a text id such as ``'13085.0'`` (a
@@ -306,6 +306,57 @@ def _id_sql(column: str, source_type: pa.DataType, strip_float_suffix: bool = Fa
     if strip_float_suffix:
         return rf"regexp_replace({text}, '^(-?[0-9]+)\.0+$', '\1')"
     return text
+
+
+def timestamp_sql(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    column: str,
+    source_type: pa.DataType,
+    date_format: str | None,
+) -> str:
+    """SQL that parses ``column`` of the registered table ``src`` as a TIMESTAMP.
+
+    Text is parsed with ``date_format`` or, when ``None``, the first of :data:`DATE_FORMATS`
+    that parses a sample of the column.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the first row that does not parse, its value and how many more rows fail.
+    """
+    if pa.types.is_timestamp(source_type) or pa.types.is_date(source_type):
+        return f"CAST({_q(column)} AS TIMESTAMP)"
+    fmt = date_format or _detect_date_format(con, column)
+    if fmt is None:
+        bad = _first_bad(
+            con,
+            " AND ".join(
+                f"try_strptime(trim(CAST({_q(column)} AS VARCHAR)), '{f}') IS NULL"
+                for f in DATE_FORMATS
+            ),
+            _q(column),
+        )
+        row, value, count = bad if bad else (None, None, 0)
+        raise DataValidationError(
+            path,
+            "cannot parse as a date/time in any known format",
+            column=column,
+            row=row,
+            value=value,
+            n_more=max(count - 1, 0),
+            hint="Set `input.date_format` (strptime syntax) in the config",
+        )
+    parsed = f"try_strptime(trim(CAST({_q(column)} AS VARCHAR)), '{fmt}')"
+    raise_first_bad(
+        con,
+        path,
+        f"{parsed} IS NULL",
+        column,
+        f"cannot parse as a date/time with format {fmt!r}",
+        hint="Fix the value or set `input.date_format` in the config",
+    )
+    return f"CAST({parsed} AS TIMESTAMP)"
 
 
 def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Table, str]:
@@ -369,7 +420,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
         p = source.path
         for canonical in REQUIRED_FIELDS:
             column = fields[canonical]
-            _raise_first_bad(
+            raise_first_bad(
                 con,
                 p,
                 f"{_q(column)} IS NULL OR trim(CAST({_q(column)} AS VARCHAR)) = ''"
@@ -391,7 +442,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
             elif canonical == "title" or canonical == "country":
                 exprs[canonical] = f"nullif(trim(CAST({_q(column)} AS VARCHAR)), '')"
             else:
-                exprs[canonical] = _id_sql(
+                exprs[canonical] = id_sql(
                     column, types[column], strip_float_suffix=canonical == "customer_id"
                 )
 
@@ -400,7 +451,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
             if column is None:
                 continue
             number = _number_sql(column, types[column])
-            _raise_first_bad(
+            raise_first_bad(
                 con,
                 p,
                 f"{_q(column)} IS NOT NULL AND ({number} IS NULL OR NOT isfinite({number}))",
@@ -408,7 +459,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
                 "not a finite number",
             )
             if canonical == "quantity":
-                _raise_first_bad(
+                raise_first_bad(
                     con,
                     p,
                     f"{number} <> round({number})",
@@ -418,39 +469,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
             exprs[canonical] = number
 
         ts_column = fields["ts"]
-        ts_type = types[ts_column]
-        if pa.types.is_timestamp(ts_type) or pa.types.is_date(ts_type):
-            exprs["ts"] = f"CAST({_q(ts_column)} AS TIMESTAMP)"
-        else:
-            fmt = config.input.date_format or _detect_date_format(con, ts_column)
-            if fmt is None:
-                bad = _first_bad(
-                    con,
-                    " AND ".join(
-                        f"try_strptime(trim({_q(ts_column)}), '{f}') IS NULL" for f in DATE_FORMATS
-                    ),
-                    _q(ts_column),
-                )
-                row, value, count = bad if bad else (None, None, 0)
-                raise DataValidationError(
-                    p,
-                    "cannot parse as a date/time in any known format",
-                    column=ts_column,
-                    row=row,
-                    value=value,
-                    n_more=max(count - 1, 0),
-                    hint="Set `input.date_format` (strptime syntax) in the config",
-                )
-            parsed = f"try_strptime(trim(CAST({_q(ts_column)} AS VARCHAR)), '{fmt}')"
-            _raise_first_bad(
-                con,
-                p,
-                f"{parsed} IS NULL",
-                ts_column,
-                f"cannot parse as a date/time with format {fmt!r}",
-                hint="Fix the value or set `input.date_format` in the config",
-            )
-            exprs["ts"] = f"CAST({parsed} AS TIMESTAMP)"
+        exprs["ts"] = timestamp_sql(con, p, ts_column, types[ts_column], config.input.date_format)
 
         quantity_sql = f"CAST(round({exprs['quantity']}) AS BIGINT)"
         select = (
@@ -497,5 +516,8 @@ __all__ = [
     "SourceTable",
     "load_source",
     "read_orders",
+    "id_sql",
+    "raise_first_bad",
     "resolve_mapping",
+    "timestamp_sql",
 ]

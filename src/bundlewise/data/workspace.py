@@ -22,6 +22,7 @@ from bundlewise.config import Config
 from bundlewise.data import _sql
 from bundlewise.data.catalog import derive_items, read_catalog
 from bundlewise.data.cleaning import CleaningReport, clean_order_lines
+from bundlewise.data.events import read_events
 from bundlewise.data.readers import read_orders
 from bundlewise.exceptions import WorkspaceError
 
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS items (
     item_id VARCHAR PRIMARY KEY, title VARCHAR, category VARCHAR, list_price_minor BIGINT,
     unit_cost_minor BIGINT, currency VARCHAR, stock BIGINT);
 CREATE TABLE IF NOT EXISTS events (
-    customer_id VARCHAR, ts TIMESTAMP, item_id VARCHAR, kind VARCHAR);
+    customer_id VARCHAR, ts TIMESTAMP, item_id VARCHAR, kind VARCHAR, source_id VARCHAR);
 CREATE TABLE IF NOT EXISTS offers (
     offer_id VARCHAR, customer_id VARCHAR, offer_rank INTEGER, item_ids VARCHAR[],
     titles VARCHAR[], currency VARCHAR, list_total_minor BIGINT, cost_minor BIGINT,
@@ -68,6 +69,7 @@ class IngestResult:
     report: CleaningReport
     was_already_ingested: bool
     n_items: int
+    n_events: int = 0
 
 
 def file_sha256(path: str | Path) -> str:
@@ -118,10 +120,12 @@ class Workspace:
         orders_path: str | Path,
         config: Config | None = None,
         catalog_path: str | Path | None = None,
+        events_path: str | Path | None = None,
     ) -> IngestResult:
-        """Read, validate, clean and store an orders file (and optionally a catalog).
+        """Read, validate, clean and store an orders file (and optionally a catalog and events).
 
-        Re-ingesting a file with the same bytes replaces its rows (idempotent).
+        Re-ingesting a file with the same bytes replaces its rows (idempotent); a new catalog
+        replaces the previous one.
 
         Raises
         ------
@@ -134,6 +138,13 @@ class Workspace:
         raw, adapter = read_orders(orders_path, config)
         cleaned = clean_order_lines(raw, config.cleaning, source=str(orders_path))
         catalog = read_catalog(catalog_path, config) if catalog_path is not None else None
+        events = None
+        if events_path is not None:
+            raw_events = read_events(events_path, config)
+            events_id = file_sha256(events_path)[:16]
+            events = raw_events.append_column(
+                "source_id", pa.array([events_id] * raw_events.num_rows, pa.string())
+            )
         lines = cleaned.order_lines.append_column(
             "source_id", pa.array([source_id] * cleaned.order_lines.num_rows, pa.string())
         )
@@ -175,13 +186,21 @@ class Workspace:
                     con.execute("DELETE FROM catalog")
                     con.register("new_catalog", catalog)
                     con.execute("INSERT INTO catalog BY NAME SELECT * FROM new_catalog")
+                if events is not None:
+                    con.register("new_events", events)
+                    con.execute(
+                        "DELETE FROM events WHERE source_id IN "
+                        "(SELECT DISTINCT source_id FROM new_events)"
+                    )
+                    con.execute("INSERT INTO events BY NAME SELECT * FROM new_events")
                 n_items = self._rebuild_items(con, config.input.currency)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
         logger.info("ingested %s as %s (%d rows kept)", orders_path, source_id, lines.num_rows)
-        return IngestResult(source_id, adapter, cleaned.report, existed, n_items)
+        n_events = events.num_rows if events is not None else 0
+        return IngestResult(source_id, adapter, cleaned.report, existed, n_items, n_events)
 
     @staticmethod
     def _rebuild_items(con: duckdb.DuckDBPyConnection, currency: str) -> int:
