@@ -118,6 +118,9 @@ def test_ingest_then_train_idempotent(real_slice: Path, tmp_path: Path) -> None:
     again = runner.invoke(app, ["ingest", str(real_slice), "--workspace", str(ws)])
     assert again.exit_code == 0, again.output
     assert "rows were replaced" in again.output
+    reports = list(ws.glob("cleaning_report_*.json"))
+    assert len(reports) == 1
+    assert '"return_netted"' in reports[0].read_text(encoding="utf-8")
     assert Workspace(ws).n_order_lines() == n_lines
     trained = runner.invoke(app, ["train", "--workspace", str(ws), "--out", str(tmp_path / "o")])
     assert trained.exit_code == 0, trained.output

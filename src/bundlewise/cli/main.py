@@ -183,7 +183,8 @@ def ingest(
         f"Ingested [bold]{orders}[/] as {result.adapter}, source {result.source_id}{again}: "
         f"{result.report.n_rows_kept:,} order lines, {result.n_items:,} items, "
         f"{result.n_events:,} events, "
-        f"in {elapsed:.1f} s. Workspace: {workspace}"
+        f"in {elapsed:.1f} s. Workspace: {workspace} (cleaning report: "
+        f"{workspace / f'cleaning_report_{result.source_id}.json'})"
     )
 
 

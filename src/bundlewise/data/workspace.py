@@ -125,7 +125,8 @@ class Workspace:
         """Read, validate, clean and store an orders file (and optionally a catalog and events).
 
         Re-ingesting a file with the same bytes replaces its rows (idempotent); a new catalog
-        replaces the previous one.
+        replaces the previous one. The cleaning report is stored in the database and written
+        to ``cleaning_report_<source_id>.json`` in the workspace directory.
 
         Raises
         ------
@@ -198,6 +199,8 @@ class Workspace:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        report_path = self.path / f"cleaning_report_{source_id}.json"
+        report_path.write_text(json.dumps(cleaned.report.to_dict(), indent=2), encoding="utf-8")
         logger.info("ingested %s as %s (%d rows kept)", orders_path, source_id, lines.num_rows)
         n_events = events.num_rows if events is not None else 0
         return IngestResult(source_id, adapter, cleaned.report, existed, n_items, n_events)
