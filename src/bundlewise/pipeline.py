@@ -140,7 +140,9 @@ def train(
         n_customers=n_customers,
         n_offers=int(pc.sum(real).as_py() or 0),
         n_not_offered=priced.not_offered.num_rows,
-        n_cost_assumed=priced.n_cost_assumed,
+        n_cost_assumed=int(
+            pc.sum(priced.offers.filter(real).column("is_cost_assumed")).as_py() or 0
+        ),
         timings=timings,
     )
     timings["store"] = time.perf_counter() - start
@@ -210,7 +212,7 @@ def offers_for_export(offers: pa.Table) -> pa.Table:
 
     Columns: customer_id, offer_rank, offer_id, item_ids, titles, n_items, currency,
     list_total, price, discount, discount_pct, p_accept, expected_profit, binding_rule,
-    reason, source, model_version.
+    is_cost_assumed, reason, source, model_version.
     """
     real = offers.filter(pc.not_equal(offers.column("customer_id"), ANONYMOUS))
     profit_minor = pc.round(real.column("expected_profit_minor"), 0).cast(pa.int64())
@@ -230,6 +232,7 @@ def offers_for_export(offers: pa.Table) -> pa.Table:
             "p_accept": real.column("p_accept"),
             "expected_profit": _money_column(profit_minor),
             "binding_rule": real.column("binding_rule"),
+            "is_cost_assumed": real.column("is_cost_assumed"),
             "reason": real.column("reason"),
             "source": real.column("source"),
             "model_version": real.column("model_version"),

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS offers (
     offer_id VARCHAR, customer_id VARCHAR, offer_rank INTEGER, item_ids VARCHAR[],
     titles VARCHAR[], currency VARCHAR, list_total_minor BIGINT, cost_minor BIGINT,
+    is_cost_assumed BOOLEAN,
     price_minor BIGINT, discount_minor BIGINT, discount_pct DOUBLE, p_accept DOUBLE,
     expected_profit_minor DOUBLE, binding_rule VARCHAR, reason VARCHAR, source VARCHAR,
     score DOUBLE, model_version VARCHAR);
