@@ -102,7 +102,9 @@ def mean_reciprocal_rank(hits: npt.ArrayLike) -> float:
     0.25
     """
     h = np.asarray(hits, dtype=bool)
-    if h.ndim != 2 or not h.shape[0]:
+    if h.ndim != 2:
+        raise ValueError(f"hits must be 2-D (n_users, n_ranks), got shape {h.shape}.")
+    if not h.shape[0] or not h.shape[1]:
         return 0.0
     first = np.argmax(h, axis=1)
     rr = np.where(h.any(axis=1), 1.0 / (first + 1), 0.0)
@@ -120,6 +122,8 @@ def catalog_coverage(recommended_ids: npt.ArrayLike, n_catalog: int) -> float:
     if n_catalog < 1:
         raise ValueError(f"n_catalog={n_catalog} should be >= 1.")
     ids = np.asarray(recommended_ids).ravel()
+    if np.any(ids >= n_catalog):
+        raise ValueError(f"recommended ids must be < n_catalog={n_catalog}.")
     return float(len(np.unique(ids[ids >= 0])) / n_catalog) if ids.size else 0.0
 
 
@@ -142,6 +146,10 @@ def intra_list_diversity(recommended_ids: npt.ArrayLike, embeddings: npt.ArrayLi
     emb = np.asarray(embeddings, dtype=np.float64)
     if ids.ndim != 2 or ids.shape[1] < 2:
         raise ValueError("recommended_ids must have shape (n_users, k) with k >= 2.")
+    if np.any((ids < 0) | (ids >= len(emb))):
+        raise ValueError(f"recommended ids must be dense indices in [0, {len(emb)}).")
+    if not ids.shape[0]:
+        return 0.0
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     unit = emb / np.where(norms == 0, 1.0, norms)
     vectors = unit[ids]  # (n_users, k, dim)
@@ -169,6 +177,10 @@ def hits_from_rankings(
     [[False, True, False]]
     """
     ids = np.asarray(top_ids, dtype=np.int64)
+    if ids.ndim != 2:
+        raise ValueError(f"top_ids must be 2-D (n_users, k), got shape {ids.shape}.")
+    if not ids.size:
+        return np.zeros(ids.shape, dtype=bool)
     if sp.issparse(relevant):
         matrix = sp.csr_matrix(relevant)
         rows = np.repeat(np.arange(ids.shape[0]), ids.shape[1])

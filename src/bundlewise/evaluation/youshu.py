@@ -113,7 +113,12 @@ def load_youshu(folder: str | Path) -> YoushuData:
     size_file = folder / "Youshu_data_size.txt"
     if not size_file.is_file():
         raise DataValidationError(str(size_file), "no such file")
-    n_users, n_bundles, n_items = (int(v) for v in size_file.read_text().split()[:3])
+    try:
+        n_users, n_bundles, n_items = (int(v) for v in size_file.read_text().split()[:3])
+    except ValueError:
+        raise DataValidationError(
+            str(size_file), "expected three integers: n_users, n_bundles, n_items"
+        ) from None
     required = ["user_bundle_train.txt", "user_bundle_tune.txt", "user_item.txt",
                 "bundle_item.txt"]  # fmt: skip
     for name in required:
@@ -166,7 +171,9 @@ def evaluate_ranking(
         part = np.argpartition(-scores, k_max - 1, axis=1)[:, :k_max]
         rows = np.arange(len(batch))[:, None]
         order = np.argsort(-scores[rows, part], axis=1, kind="stable")
-        tops.append(part[rows, order])
+        ranked = part[rows, order]
+        # a masked (train) bundle can only reach the top when too few others are left
+        tops.append(np.where(mask[rows, ranked], -1, ranked))
     top = np.vstack(tops) if tops else np.zeros((0, k_max), dtype=np.int64)
     hits = hits_from_rankings(top, truth[users])
     n_relevant = np.asarray(truth[users].sum(axis=1)).ravel()
