@@ -91,7 +91,13 @@ class EASERecommender(Recommender):
 
     def _fit(self, interactions: sp.csr_matrix) -> None:
         features = self._features(slice(None)).astype(np.float64)
-        gram = (features.T @ features).toarray()
+        n_cells = features.shape[0] * features.shape[1]
+        if features.nnz > 0.01 * n_cells:
+            # dense BLAS beats single-threaded sparse products once the side block fills in
+            dense = features.toarray()
+            gram = dense.T @ dense
+        else:
+            gram = (features.T @ features).toarray()
         gram[np.diag_indices_from(gram)] += self.l2
         inverse = np.linalg.inv(gram)
         weights = -inverse[:, : self.n_items_] / np.diag(inverse)[: self.n_items_]
