@@ -41,7 +41,7 @@ def to_minor_units(amount: float | Decimal, currency: str = "GBP") -> int:
 def array_to_minor_units(amounts: npt.ArrayLike, currency: str = "GBP") -> npt.NDArray[np.int64]:
     """Vectorized :func:`to_minor_units` for float arrays (half to even, like ``np.rint``).
 
-    Amounts are first rounded to 9 decimals so that binary noise (6.95 stored as 6.9499999...)
+    Scaled amounts are first rounded to 6 decimals so that binary noise (6.95 stored as 6.9499...)
     does not change the result.
 
     Examples
@@ -50,7 +50,7 @@ def array_to_minor_units(amounts: npt.ArrayLike, currency: str = "GBP") -> npt.N
     [695, 12, 210]
     """
     scale = 10 ** currency_exponent(currency)
-    values: npt.NDArray[np.float64] = np.round(np.asarray(amounts, dtype=np.float64) * scale, 9)
+    values: npt.NDArray[np.float64] = np.round(np.asarray(amounts, dtype=np.float64) * scale, 6)
     return np.rint(values).astype(np.int64)
 
 
