@@ -33,6 +33,7 @@ INVALID_PARAMS: dict[str, list[dict[str, Any]]] = {
     "ItemKNNRecommender": [{"n_neighbors": 0}, {"n_neighbors": 2.5}, {"shrinkage": -1.0}],
     "ALSRecommender": [{"factors": 0}, {"iterations": 0}, {"regularization": -1.0}],
     "BPRRecommender": [{"factors": 0}, {"iterations": 0}, {"regularization": -1.0}],
+    "SASRecRecommender": [{"max_len": 1}, {"d_model": 15, "n_heads": 2}, {"dropout": 1.0}],
 }
 
 
