@@ -18,24 +18,33 @@ import json
 import os
 import platform
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
 from bundlewise import __version__
 from bundlewise.composer import compose_candidates
+from bundlewise.composer.cold_start import cold_start_partners
 from bundlewise.config import ComposerConfig, Config
 from bundlewise.data import Workspace
 from bundlewise.evaluation.next_basket import (
+    TemporalSplit,
+    cold_start_truth,
     customer_test_baskets,
     fbt_lift_bundles,
     popular_pair_bundles,
     random_pair_bundles,
     score_bundles,
+    score_cold_start,
     temporal_split,
 )
 from bundlewise.evaluation.runner import run_youshu
 from bundlewise.evaluation.youshu import load_youshu
 from bundlewise.mining import PairMiner
+from bundlewise.models.text_encoder import nearest_neighbors
 from bundlewise.pipeline import bundled_dataset_path, ingest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +77,7 @@ def retail_track(orders: Path, cutoff: datetime, test_weeks: int) -> dict[str, o
         workspace = Workspace(tmp)
         ingest(workspace, orders, Config())
         lines = workspace.table("order_lines")
+        items = workspace.table("items")
     split = temporal_split(lines, cutoff, test_weeks)
     baskets = customer_test_baskets(split)
     customers = sorted(baskets)
@@ -113,7 +123,9 @@ def retail_track(orders: Path, cutoff: datetime, test_weeks: int) -> dict[str, o
             for k in (1, 3, 10)
         ]  # fmt: skip
         print(f"  vs {name:<16}" + ", ".join(ratios))
+    cold = cold_start_track(split, items, miner)
     return {
+        "cold_start": cold,
         "cutoff": cutoff.isoformat(),
         "test_weeks": test_weeks,
         "n_customers": len(customers),
@@ -128,6 +140,48 @@ def retail_track(orders: Path, cutoff: datetime, test_weeks: int) -> dict[str, o
             for m in scored
         ],
     }
+
+
+def cold_start_track(split: TemporalSplit, items: pa.Table, miner: PairMiner) -> dict[str, object]:
+    """Partners for products first sold after the cutoff, from their titles only."""
+    from bundlewise.models.text_encoder import TextEncoder
+
+    truth = cold_start_truth(split)
+    titles = dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist(), strict=True))
+    sold = sorted(set(split.train.column("item_id").to_pylist()))
+    new = sorted(truth)
+    encoder = TextEncoder()
+    start = time.perf_counter()
+    sold_emb = encoder.encode([titles.get(i, i) for i in sold])
+    new_emb = encoder.encode([titles.get(i, i) for i in new])
+    encode_seconds = time.perf_counter() - start
+    table = cold_start_partners(new, new_emb, sold, sold_emb, miner.pairs_, n_partners=10)
+    text_partners: dict[str, list[str]] = {}
+    for row in table.select(["item_id", "partner_id"]).to_pylist():
+        text_partners.setdefault(row["item_id"], []).append(row["partner_id"])
+    neighbours, _ = nearest_neighbors(new_emb, sold_emb, 10)
+    counts = Counter(split.train.column("item_id").to_pylist())
+    popular = [item for item, _ in counts.most_common(10)]
+    rng = np.random.default_rng(0)
+    methods = {
+        "text: co-bought partners of 5 nearest sold products": text_partners,
+        "text: 10 nearest sold products": {
+            item: [sold[q] for q in neighbours[j]] for j, item in enumerate(new)
+        },
+        "popular items": {item: popular for item in new},
+        "random items": {item: list(rng.choice(sold, 10, replace=False)) for item in new},
+    }
+    print(
+        f"\nCold start: {len(new)} products first sold after the cutoff and bought with "
+        f"something (titles encoded in {encode_seconds:.1f} s)"
+    )
+    print(f"{'method':<56}{'HR@1':>8}{'HR@3':>8}{'HR@10':>8}")
+    results = {}
+    for name, partners in methods.items():
+        hr = score_cold_start(partners, truth)
+        results[name] = hr
+        print(f"{name:<56}{hr[1]:>8.4f}{hr[3]:>8.4f}{hr[10]:>8.4f}")
+    return {"n_products": len(new), "hit_rate": results}
 
 
 def main() -> None:

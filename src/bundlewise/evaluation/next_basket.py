@@ -204,8 +204,52 @@ def score_bundles(
     )
 
 
+def cold_start_truth(split: TemporalSplit) -> dict[str, set[str]]:
+    """Products first sold in the test period, each with the items bought in the same orders.
+
+    Only products with at least one such co-purchase are returned (anonymous orders count:
+    this measures product-to-product association, not personalization).
+    """
+    train_items = set(split.train.column("item_id").to_pylist())
+    orders: dict[str, set[str]] = {}
+    for order, item in zip(
+        split.test.column("order_id").to_pylist(),
+        split.test.column("item_id").to_pylist(),
+        strict=True,
+    ):
+        orders.setdefault(order, set()).add(item)
+    truth: dict[str, set[str]] = {}
+    for items in orders.values():
+        for item in items - train_items:
+            others = items - {item}
+            if others:
+                truth.setdefault(item, set()).update(others)
+    return truth
+
+
+def score_cold_start(
+    partners: dict[str, list[str]], truth: dict[str, set[str]], ks: Sequence[int] = (1, 3, 10)
+) -> dict[int, float]:
+    """Share of new products with at least one proposed partner bought with them, per K.
+
+    Examples
+    --------
+    >>> score_cold_start({"n": ["a", "b"]}, {"n": {"b"}}, ks=(1, 2))
+    {1: 0.0, 2: 1.0}
+    """
+    if not truth:
+        return {k: 0.0 for k in ks}
+    return {
+        k: float(np.mean([bool(set(partners.get(i, [])[:k]) & bought)
+                          for i, bought in truth.items()]))
+        for k in ks
+    }  # fmt: skip
+
+
 __all__ = [
     "BundleHitMetrics",
+    "cold_start_truth",
+    "score_cold_start",
     "TemporalSplit",
     "fbt_lift_bundles",
     "popular_pair_bundles",

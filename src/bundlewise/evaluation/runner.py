@@ -60,6 +60,7 @@ class ModelSpec:
     build: Callable[[], Recommender]
     uses_item_view: bool = False
     item_view_transform: str = "log"
+    uses_content: bool = False
 
 
 @dataclass
@@ -93,6 +94,13 @@ def default_youshu_models() -> list[ModelSpec]:
             uses_item_view=True,
             item_view_transform="raw",
         ),
+        ModelSpec(
+            "EASE two-view + bundle content",
+            lambda: EASERecommender(l2=300.0, side_weight=0.05, content_weight=0.3),
+            uses_item_view=True,
+            item_view_transform="raw",
+            uses_content=True,
+        ),
     ]
 
 
@@ -113,10 +121,14 @@ def run_youshu(
             progress(spec.name)
         model = spec.build()
         start = time.perf_counter()
-        if spec.uses_item_view:
+        if spec.uses_item_view or spec.uses_content:
             if not isinstance(model, EASERecommender):
-                raise TypeError(f"{spec.name}: only EASERecommender takes the item view.")
-            model.fit(train, side=item_view(data, spec.item_view_transform))
+                raise TypeError(f"{spec.name}: only EASERecommender takes side or content.")
+            model.fit(
+                train,
+                side=item_view(data, spec.item_view_transform) if spec.uses_item_view else None,
+                content=data.bundle_item if spec.uses_content else None,
+            )
         else:
             model.fit(train)
         fit_seconds = time.perf_counter() - start

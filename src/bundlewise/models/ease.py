@@ -39,14 +39,21 @@ class EASERecommender(Recommender):
         :math:`\\lambda`, ridge strength.
     side_weight
         Scale of the side features relative to the interactions (ignored without side).
+    content_weight
+        Weight of item content in the Gram matrix (ignored without content): each content
+        feature acts as a pseudo-user who consumed every item that has it, adding
+        ``content_weight * content @ content.T`` to the item block of :math:`G`.
     """
 
     _fitted_arrays = ("weights_",)
     _fitted_sparse = ("user_items_", "user_side_")
 
-    def __init__(self, l2: float = 300.0, side_weight: float = 0.05) -> None:
+    def __init__(
+        self, l2: float = 300.0, side_weight: float = 0.05, content_weight: float = 0.3
+    ) -> None:
         self.l2 = l2
         self.side_weight = side_weight
+        self.content_weight = content_weight
 
     @classmethod
     def _unit_test_params(cls) -> dict[str, object]:
@@ -57,20 +64,33 @@ class EASERecommender(Recommender):
             raise ValueError(f"l2={self.l2!r} should be > 0.")
         if not self.side_weight >= 0:
             raise ValueError(f"side_weight={self.side_weight!r} should be >= 0.")
+        if not self.content_weight >= 0:
+            raise ValueError(f"content_weight={self.content_weight!r} should be >= 0.")
 
     def fit(
         self,
         interactions: sp.spmatrix | npt.ArrayLike,
         side: sp.spmatrix | npt.ArrayLike | None = None,
+        content: sp.spmatrix | npt.ArrayLike | None = None,
     ) -> EASERecommender:
-        """Fit on interactions (n_users, n_items) and optional side features (n_users, n_side).
+        """Fit on interactions (n_users, n_items), optional side features (n_users, n_side) and
+        optional item content (n_items, n_features), e.g. bundle-item affiliation.
 
         Raises
         ------
         ValueError
-            Invalid hyperparameters, or side features with another number of users.
+            Invalid hyperparameters, or side/content with a mismatched number of rows.
         """
         matrix = as_interactions(interactions)
+        self._content: sp.csr_matrix | None = None
+        if content is not None:
+            content_matrix = sp.csr_matrix(content, dtype=np.float64)
+            if content_matrix.shape[0] != matrix.shape[1]:
+                raise ValueError(
+                    f"content has {content_matrix.shape[0]} rows, interactions "
+                    f"{matrix.shape[1]} items."
+                )
+            self._content = content_matrix
         if side is None:
             self.user_side_ = sp.csr_matrix((matrix.shape[0], 0), dtype=np.float32)
         else:
@@ -98,6 +118,9 @@ class EASERecommender(Recommender):
             gram = dense.T @ dense
         else:
             gram = (features.T @ features).toarray()
+        if self._content is not None and self.content_weight > 0:
+            n = self.n_items_
+            gram[:n, :n] += self.content_weight * (self._content @ self._content.T).toarray()
         gram[np.diag_indices_from(gram)] += self.l2
         inverse = np.linalg.inv(gram)
         weights = -inverse[:, : self.n_items_] / np.diag(inverse)[: self.n_items_]
