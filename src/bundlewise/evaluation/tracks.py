@@ -1,0 +1,214 @@
+"""The two recommendation tracks as functions returning plain, JSON-ready results.
+
+Used by ``bundlewise evaluate`` and ``benchmarks/recommendation.py``; the ``format_*``
+functions turn results into text tables (library code never prints).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from bundlewise.composer import compose_candidates
+from bundlewise.composer.cold_start import cold_start_partners
+from bundlewise.config import ComposerConfig, Config
+from bundlewise.data import Workspace
+from bundlewise.evaluation.next_basket import (
+    TemporalSplit,
+    cold_start_truth,
+    customer_test_baskets,
+    fbt_lift_bundles,
+    popular_pair_bundles,
+    random_pair_bundles,
+    score_bundles,
+    score_cold_start,
+    temporal_split,
+)
+from bundlewise.evaluation.runner import run_youshu
+from bundlewise.evaluation.youshu import load_youshu
+from bundlewise.mining import PairMiner
+
+OURS = "bundlewise (history x complements)"
+BASELINES = ("FBT by lift", "popular pairs", "random pairs")
+EASE_NAME = "EASE (bundle view)"
+
+
+def youshu_track(
+    folder: str | Path, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Train and score every Youshu model; see :func:`bundlewise.evaluation.runner.run_youshu`."""
+    data = load_youshu(folder)
+    results = run_youshu(data, progress=progress)
+    return {
+        "n_users": data.n_users,
+        "n_bundles": data.n_bundles,
+        "splits": data.splits(),
+        "models": [r.to_dict() for r in results],
+    }
+
+
+def retail_track(
+    orders: str | Path,
+    cutoff: datetime,
+    test_weeks: int = 4,
+    config: Config | None = None,
+    with_cold_start: bool = True,
+) -> dict[str, Any]:
+    """Next-orders bundle hits of bundlewise vs the baselines, and the cold-start figure."""
+    config = config or Config()
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Workspace(tmp)
+        workspace.ingest(orders, config)
+        lines = workspace.table("order_lines")
+        items = workspace.table("items")
+    split = temporal_split(lines, cutoff, test_weeks)
+    baskets = customer_test_baskets(split)
+    customers = sorted(baskets)
+    start = time.perf_counter()
+    miner = PairMiner.from_config(config.mining).fit(split.train)
+    candidates = compose_candidates(
+        split.train, miner.pairs_, miner.partners_, ComposerConfig(n_offers=10),
+        customer_ids=customers,
+    )  # fmt: skip
+    ours_seconds = time.perf_counter() - start
+    ours: dict[str, list[tuple[str, ...]]] = {}
+    for row in candidates.select(["customer_id", "item_ids"]).to_pylist():
+        ours.setdefault(row["customer_id"], []).append(tuple(row["item_ids"]))
+    methods = {
+        OURS: ours,
+        "FBT by lift": fbt_lift_bundles(split.train, miner.pairs_, customers, 10),
+        "popular pairs": popular_pair_bundles(miner.pairs_, customers, 10),
+        "random pairs": random_pair_bundles(split.train, customers, 10, seed=0),
+    }
+    scored = [score_bundles(name, bundles, baskets) for name, bundles in methods.items()]
+    result: dict[str, Any] = {
+        "cutoff": cutoff.isoformat(),
+        "test_weeks": test_weeks,
+        "n_customers": len(customers),
+        "seconds_mine_and_compose": ours_seconds,
+        "methods": [
+            {
+                "method": m.method,
+                "hit_rate": m.hit_rate,
+                "precision": m.precision,
+                "pair_precision": m.pair_precision,
+                "pair_recall": m.pair_recall,
+            }
+            for m in scored
+        ],
+    }
+    if with_cold_start:
+        result["cold_start"] = cold_start_track(split, items, miner)
+    return result
+
+
+def cold_start_track(split: TemporalSplit, items: pa.Table, miner: PairMiner) -> dict[str, Any]:
+    """Partners for products first sold after the cutoff, from their titles only."""
+    from bundlewise.models.text_encoder import TextEncoder, nearest_neighbors
+
+    truth = cold_start_truth(split)
+    titles = dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist(), strict=True))
+    sold = sorted(set(split.train.column("item_id").to_pylist()))
+    new = sorted(truth)
+    encoder = TextEncoder()
+    start = time.perf_counter()
+    sold_emb = encoder.encode([titles.get(i, i) for i in sold])
+    new_emb = encoder.encode([titles.get(i, i) for i in new])
+    encode_seconds = time.perf_counter() - start
+    table = cold_start_partners(new, new_emb, sold, sold_emb, miner.pairs_, n_partners=10)
+    text_partners: dict[str, list[str]] = {}
+    for row in table.select(["item_id", "partner_id"]).to_pylist():
+        text_partners.setdefault(row["item_id"], []).append(row["partner_id"])
+    neighbours, _ = nearest_neighbors(new_emb, sold_emb, 10)
+    counts = Counter(split.train.column("item_id").to_pylist())
+    popular = [item for item, _ in counts.most_common(10)]
+    rng = np.random.default_rng(0)
+    methods = {
+        "text: co-bought partners of 5 nearest sold products": text_partners,
+        "text: 10 nearest sold products": {
+            item: [sold[q] for q in neighbours[j]] for j, item in enumerate(new)
+        },
+        "popular items": {item: popular for item in new},
+        "random items": {item: [str(x) for x in rng.choice(sold, 10, replace=False)]
+                         for item in new},
+    }  # fmt: skip
+    return {
+        "n_products": len(new),
+        "seconds_encode": encode_seconds,
+        "hit_rate": {name: score_cold_start(p, truth) for name, p in methods.items()},
+    }
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "inf (baseline 0)"
+
+
+def format_youshu(result: dict[str, Any]) -> str:
+    """Text table: R@20, N@20 per split, ratio to EASE, fit seconds."""
+    splits = result["splits"]
+    models = result["models"]
+    ease = next((m for m in models if m["name"] == EASE_NAME), None)
+    lines = [
+        f"Youshu ({', '.join(splits)}): {result['n_users']} users, {result['n_bundles']} bundles"
+    ]
+    header = f"{'model':<38}{'fit s':>8}"
+    for split in splits:
+        header += f"{split + ' R@20':>12}{split + ' N@20':>12}{'R/EASE':>8}"
+    lines.append(header)
+    for m in models:
+        line = f"{m['name']:<38}{m['fit_seconds']:>8.1f}"
+        for split in splits:
+            metrics = m["metrics"][split]
+            base = ease["metrics"][split]["recall@20"] if ease else float("nan")
+            line += f"{metrics['recall@20']:>12.4f}{metrics['ndcg@20']:>12.4f}"
+            line += f"{metrics['recall@20'] / base:>8.3f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def format_retail(result: dict[str, Any]) -> str:
+    """Text tables: next-orders hits with ratios to each baseline, and cold start."""
+    methods = {m["method"]: m for m in result["methods"]}
+    lines = [
+        f"Online Retail next-orders bundles: train < {result['cutoff'][:10]}, test "
+        f"{result['test_weeks']} weeks, {result['n_customers']} customers "
+        f"(mine + compose {result['seconds_mine_and_compose']:.1f} s)",
+        f"{'method':<38}{'HR@1':>8}{'HR@3':>8}{'HR@10':>8}{'P@10':>8}{'pairP':>8}{'pairR':>8}",
+    ]
+    for m in result["methods"]:
+        hr = {int(k): v for k, v in m["hit_rate"].items()}
+        precision = {int(k): v for k, v in m["precision"].items()}
+        lines.append(
+            f"{m['method']:<38}{hr[1]:>8.4f}{hr[3]:>8.4f}{hr[10]:>8.4f}{precision[10]:>8.4f}"
+            f"{m['pair_precision']:>8.4f}{m['pair_recall']:>8.4f}"
+        )
+    ours = {int(k): v for k, v in methods[OURS]["hit_rate"].items()}
+    lines.append("hit-rate ratio of bundlewise to each baseline:")
+    for name in BASELINES:
+        other = {int(k): v for k, v in methods[name]["hit_rate"].items()}
+        lines.append(
+            f"  vs {name:<16}"
+            + ", ".join(f"K={k}: {_ratio(ours[k], other[k])}" for k in (1, 3, 10))
+        )
+    cold = result.get("cold_start")
+    if cold:
+        lines.append(
+            f"Cold start: {cold['n_products']} products first sold after the cutoff and "
+            f"bought with something (titles encoded in {cold['seconds_encode']:.1f} s)"
+        )
+        lines.append(f"{'method':<56}{'HR@1':>8}{'HR@3':>8}{'HR@10':>8}")
+        for name, hr_raw in cold["hit_rate"].items():
+            hr = {int(k): v for k, v in hr_raw.items()}
+            lines.append(f"{name:<56}{hr[1]:>8.4f}{hr[3]:>8.4f}{hr[10]:>8.4f}")
+    return "\n".join(lines)
+
+
+__all__ = ["cold_start_track", "format_retail", "format_youshu", "retail_track", "youshu_track"]
