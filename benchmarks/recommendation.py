@@ -27,6 +27,10 @@ from bundlewise.pipeline import bundled_dataset_path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def say(model_name: str) -> None:
+    print(f"  fitting {model_name} ...", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--youshu", type=Path, default=ROOT.parent / "shared" / "data" / "youshu")
@@ -45,7 +49,7 @@ def main() -> None:
     )
     report: dict[str, object] = {"version": __version__, "cpus": os.cpu_count()}
     if not args.skip_youshu:
-        youshu = youshu_track(args.youshu, progress=lambda n: print(f"  fitting {n} ...", flush=1))
+        youshu = youshu_track(args.youshu, progress=say)
         print("\n" + format_youshu(youshu))
         report["youshu"] = youshu
     if not args.skip_retail:

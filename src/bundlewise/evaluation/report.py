@@ -195,4 +195,64 @@ def build_report(
     return env.from_string(template_text).render(**context)
 
 
-__all__ = ["build_report"]
+def _grouped_bars(
+    groups: list[str], series: dict[str, list[float]], title: str, ylabel: str
+) -> str:
+    fig, ax = plt.subplots(figsize=(7.2, 3.4))
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(groups))
+    for j, (name, values) in enumerate(series.items()):
+        ax.bar(x + j * width - 0.4 + width / 2, values, width, label=name)
+    ax.set_xticks(x, groups, rotation=15, ha="right", fontsize=8)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def build_evaluation_report(youshu: dict[str, Any] | None, retail: dict[str, Any] | None) -> str:
+    """Render the offline-evaluation section (Youshu table, next-orders hits, cold start)."""
+    plots: dict[str, str] = {}
+    if youshu:
+        names = [m["name"] for m in youshu["models"]]
+        plots["youshu"] = _grouped_bars(
+            names,
+            {
+                f"{split} {metric}": [m["metrics"][split][metric] for m in youshu["models"]]
+                for split in youshu["splits"]
+                for metric in ("recall@20", "ndcg@20")
+            },
+            "Youshu: Recall@20 and NDCG@20 per model",
+            "score",
+        )
+    if retail:
+        methods = [m["method"] for m in retail["methods"]]
+        plots["retail"] = _grouped_bars(
+            methods,
+            {f"HR@{k}": [m["hit_rate"][k] for m in retail["methods"]] for k in (1, 3, 10)},
+            "Online Retail: next-orders bundle hit rate",
+            "share of customers",
+        )
+        cold = retail.get("cold_start")
+        if cold:
+            names = list(cold["hit_rate"])
+            plots["cold"] = _grouped_bars(
+                names,
+                {f"HR@{k}": [cold["hit_rate"][n][k] for n in names] for k in (1, 3, 10)},
+                "Cold start: partners of products first sold after the cutoff",
+                "share of products",
+            )
+    template_text = (resources.files("bundlewise") / "templates" / "evaluation.html.j2").read_text(
+        encoding="utf-8"
+    )
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(template_text).render(
+        version=__version__,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        youshu=youshu,
+        retail=retail,
+        plots=plots,
+    )
+
+
+__all__ = ["build_evaluation_report", "build_report"]
