@@ -116,7 +116,7 @@ def run_youshu(
     """
     results = []
     train = data.user_bundle_train
-    for spec in models or default_youshu_models():
+    for spec in default_youshu_models() if models is None else models:
         if progress is not None:
             progress(spec.name)
         model = spec.build()

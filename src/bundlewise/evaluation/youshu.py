@@ -168,12 +168,14 @@ def evaluate_ranking(
         scores = np.array(scorer(batch), dtype=np.float64, copy=True)
         mask = train[batch].toarray() > 0
         scores[mask] = -np.inf
-        part = np.argpartition(-scores, k_max - 1, axis=1)[:, :k_max]
+        k_part = min(k_max, scores.shape[1])  # K may exceed a small catalog
+        part = np.argpartition(-scores, k_part - 1, axis=1)[:, :k_part]
         rows = np.arange(len(batch))[:, None]
         order = np.argsort(-scores[rows, part], axis=1, kind="stable")
         ranked = part[rows, order]
         # a masked (train) bundle can only reach the top when too few others are left
-        tops.append(np.where(mask[rows, ranked], -1, ranked))
+        ranked = np.where(mask[rows, ranked], -1, ranked)
+        tops.append(np.pad(ranked, ((0, 0), (0, k_max - k_part)), constant_values=-1))
     top = np.vstack(tops) if tops else np.zeros((0, k_max), dtype=np.int64)
     hits = hits_from_rankings(top, truth[users])
     n_relevant = np.asarray(truth[users].sum(axis=1)).ravel()
