@@ -50,9 +50,7 @@ def test_ranks_by_mean_interest_times_mean_log_lift() -> None:
 
 def test_pairs_only_and_offer_count() -> None:
     interest = np.array([[1.0, 0.5, 0.2, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 0.1]])
-    out = beam_search_bundles(
-        ["u", "v"], ITEMS, interest, PAIRS, n_offers=1, max_bundle_size=2
-    )
+    out = beam_search_bundles(["u", "v"], ITEMS, interest, PAIRS, n_offers=1, max_bundle_size=2)
     by_customer = {r["customer_id"]: r["item_ids"] for r in out.to_pylist()}
     assert by_customer == {"u": ["A", "B"], "v": ["D", "E"]}
 
