@@ -233,29 +233,34 @@ def format_retail(result: dict[str, Any]) -> str:
         f"Online Retail next-orders bundles: train < {result['cutoff'][:10]}, test "
         f"{result['test_weeks']} weeks, {result['n_customers']} customers "
         f"(mine + compose {result['seconds_mine_and_compose']:.1f} s)",
-        f"{'method':<38}{'HR@1':>8}{'HR@3':>8}{'HR@10':>8}{'P@10':>8}{'pairP':>8}{'pairR':>8}",
+        f"{'method':<46}{'HR@1':>8}{'HR@3':>8}{'HR@10':>8}{'P@10':>8}{'pairP':>8}{'pairR':>8}",
     ]
     for m in result["methods"]:
         hr = {int(k): v for k, v in m["hit_rate"].items()}
         precision = {int(k): v for k, v in m["precision"].items()}
         lines.append(
-            f"{m['method']:<38}{hr[1]:>8.4f}{hr[3]:>8.4f}{hr[10]:>8.4f}{precision[10]:>8.4f}"
+            f"{m['method']:<46}{hr[1]:>8.4f}{hr[3]:>8.4f}{hr[10]:>8.4f}{precision[10]:>8.4f}"
             f"{m['pair_precision']:>8.4f}{m['pair_recall']:>8.4f}"
         )
-    ours = {int(k): v for k, v in methods[OURS]["hit_rate"].items()}
     beam = result.get("beam_blend")
     if beam:
         lines.append(
             f"beam blend: item-kNN weight {beam['chosen_knn_weight']} chosen on the validation "
-            f"window (HR@10 by weight: {beam['validation_hr@10_by_knn_weight']})"
+            "window (HR@10 by weight: "
+            + ", ".join(f"{w}: {v:.4f}" for w, v in beam["validation_hr@10_by_knn_weight"].items())
+            + ")"
         )
-    lines.append("hit-rate ratio of bundlewise to each baseline:")
-    for name in BASELINES:
-        other = {int(k): v for k, v in methods[name]["hit_rate"].items()}
-        lines.append(
-            f"  vs {name:<16}"
-            + ", ".join(f"K={k}: {_ratio(ours[k], other[k])}" for k in (1, 3, 10))
-        )
+    for ours_name in (OURS, OURS_BEAM):
+        if ours_name not in methods:
+            continue
+        ours = {int(k): v for k, v in methods[ours_name]["hit_rate"].items()}
+        lines.append(f"hit-rate ratio of {ours_name} to each baseline:")
+        for name in BASELINES:
+            other = {int(k): v for k, v in methods[name]["hit_rate"].items()}
+            lines.append(
+                f"  vs {name:<16}"
+                + ", ".join(f"K={k}: {_ratio(ours[k], other[k])}" for k in (1, 3, 10))
+            )
     cold = result.get("cold_start")
     if cold:
         lines.append(
