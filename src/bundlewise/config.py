@@ -195,14 +195,29 @@ class ComposerConfig:
         How many of the customer's own items seed candidates.
     recency_half_life_days
         Weight of a past purchase halves every this many days.
+    method
+        ``"beam"``: beam search over item sets from the customer's interest (purchase history
+        blended with item-kNN); ``"heuristic"``: the first, SQL-only composer.
+    knn_weight
+        Weight of the item-kNN view against the history view (chosen on a validation window
+        of Online Retail; see ``benchmarks/README.md``).
+    beam_width
+        Partial bundles kept per customer and size.
     """
 
     n_offers: int = 5
     max_bundle_size: int = 3
     n_anchors: int = 10
     recency_half_life_days: float = 120.0
+    method: str = "beam"
+    knn_weight: float = 0.5
+    beam_width: int = 30
 
     def __post_init__(self) -> None:
+        if self.method not in ("beam", "heuristic"):
+            raise ConfigError(f"`composer.method`={self.method!r} should be 'beam' or 'heuristic'.")
+        _check_range("composer.knn_weight", self.knn_weight, 0.0, 100.0)
+        _check_int("composer.beam_width", self.beam_width, 1)
         _check_int("composer.n_offers", self.n_offers, 1)
         _check_int("composer.max_bundle_size", self.max_bundle_size, 2)
         if self.max_bundle_size > 3:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from bundlewise._version import __version__
 from bundlewise.composer import compose_candidates, price_offers
+from bundlewise.composer.beam import compose_beam_candidates
 from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
@@ -114,9 +115,14 @@ def train(
 
     progress("personalize")
     start = time.perf_counter()
-    candidates = compose_candidates(
-        lines, miner.pairs_, miner.partners_, config.composer, customer_ids=[ANONYMOUS]
-    )
+    if config.composer.method == "beam":
+        candidates = compose_beam_candidates(
+            lines, miner.pairs_, config.composer, customer_ids=[ANONYMOUS]
+        )
+    else:
+        candidates = compose_candidates(
+            lines, miner.pairs_, miner.partners_, config.composer, customer_ids=[ANONYMOUS]
+        )
     timings["personalize"] = time.perf_counter() - start
 
     progress("price")

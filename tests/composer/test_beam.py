@@ -62,3 +62,39 @@ def test_customer_without_interest_gets_nothing_and_bad_input_raises() -> None:
         beam_search_bundles(["u"], ITEMS, np.zeros((2, 5)), PAIRS)
     with pytest.raises(ValueError, match="max_bundle_size"):
         beam_search_bundles(["u"], ITEMS, np.ones((1, 5)), PAIRS, max_bundle_size=4)
+
+
+def test_compose_beam_candidates_covers_customers_and_tops_up_with_popular() -> None:
+    from datetime import datetime
+
+    from bundlewise.composer.beam import compose_beam_candidates
+    from bundlewise.config import ComposerConfig
+    from bundlewise.mining import PairMiner
+
+    rows = []
+    for k in range(12):  # A and B always together, C and D always together
+        rows.append((f"o{k}", None, "A" if k % 2 else "C"))
+        rows.append((f"o{k}", None, "B" if k % 2 else "D"))
+    rows += [("u1", "u1", "A"), ("v1", "v", "E")]
+    lines = pa.table(
+        {
+            "order_id": [r[0] for r in rows],
+            "customer_id": pa.array([r[1] for r in rows], pa.string()),
+            "item_id": [r[2] for r in rows],
+            "ts": pa.array([datetime(2010, 1, 1)] * len(rows), pa.timestamp("us")),
+        }
+    )
+    miner = PairMiner(min_count=2, prior_strength=1.0).fit(lines)
+    out = compose_beam_candidates(
+        lines, miner.pairs_, ComposerConfig(n_offers=2, knn_weight=0.0), customer_ids=["ghost"]
+    )
+    rows_by = {}
+    for r in out.to_pylist():
+        rows_by.setdefault(r["customer_id"], []).append(r)
+    assert set(rows_by) == {"u1", "v", "ghost"}
+    assert rows_by["u1"][0]["item_ids"] == ["A", "B"]
+    assert rows_by["u1"][0]["source"] == "history"
+    assert rows_by["u1"][0]["anchor_n_orders"] == 1
+    # v bought only E, which has no complement: popular pairs only
+    assert {r["source"] for r in rows_by["v"]} == {"popular"}
+    assert all(len(rs) == 2 for rs in rows_by.values())

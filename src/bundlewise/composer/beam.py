@@ -24,7 +24,6 @@ prices it unchanged.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,6 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
+from bundlewise.config import ComposerConfig
 
 
 def _complements(pairs: pa.Table, max_partners: int) -> dict[str, dict[str, tuple[float, int]]]:
@@ -123,34 +124,29 @@ def beam_search_bundles(
 
         anchors = [item_ids[j] for j in np.argsort(-s, kind="stable")[:n_anchors] if s[j] > 0]
         bundles: dict[tuple[str, ...], tuple[float, str, int, float]] = {}
-        beam: list[tuple[float, tuple[str, ...], str]] = []
+        beam: list[tuple[float, tuple[str, ...], str, float, int]] = []
         for a in anchors:
             for b, (c, n) in comp.get(a, {}).items():
                 key = tuple(sorted((a, b)))
                 score = (interest_of(a) + interest_of(b)) / 2 * c
                 if key not in bundles or score > bundles[key][0]:
                     bundles[key] = (score, a, n, math.exp(c))
-                beam.append((score, key, a))
+                beam.append((score, key, a, c, n))
         beam.sort(key=lambda t: (-t[0], t[1]))
         beam = beam[:beam_width]
         if max_bundle_size == 3:
-            for _, (x, y), anchor in beam:
+            for _, (x, y), anchor, c_xy, n_xy in beam:
                 cx, cy = comp.get(x, {}), comp.get(y, {})
+                s_xy = interest_of(x) + interest_of(y)
                 for z in cx.keys() & cy.keys():
                     key = tuple(sorted((x, y, z)))
                     if key in bundles:
                         continue
-                    members = key
-                    logs, counts = [], []
-                    for p, q in itertools.combinations(members, 2):
-                        c, n = comp.get(p, {}).get(q, (0.0, 0))
-                        logs.append(c)
-                        counts.append(n)
-                    if min(logs) <= 0:
-                        continue
-                    mean_interest = sum(interest_of(i) for i in members) / 3
-                    score = mean_interest * sum(logs) / 3
-                    bundles[key] = (score, anchor, min(counts), math.exp(min(logs)))
+                    (c_xz, n_xz), (c_yz, n_yz) = cx[z], cy[z]
+                    score = (s_xy + interest_of(z)) / 3 * (c_xy + c_xz + c_yz) / 3
+                    bundles[key] = (
+                        score, anchor, min(n_xy, n_xz, n_yz), math.exp(min(c_xy, c_xz, c_yz)),
+                    )  # fmt: skip
         ranked = sorted(bundles.items(), key=lambda kv: (-kv[1][0], kv[0]))[:n_offers]
         for rank, (key, (score, anchor, n_min, lift_min)) in enumerate(ranked, start=1):
             rows["customer_id"].append(customer)
@@ -177,4 +173,48 @@ def beam_search_bundles(
     )
 
 
-__all__ = ["beam_search_bundles"]
+def compose_beam_candidates(
+    order_lines: pa.Table,
+    pairs: pa.Table,
+    config: ComposerConfig | None = None,
+    customer_ids: list[str] | None = None,
+) -> pa.Table:
+    """Candidate bundles for every customer: blended interest, beam search, popular top-up.
+
+    Interest is the purchase-history view (frequency x recency) plus ``knn_weight`` x the
+    item-kNN view fitted on who bought what; see :mod:`bundlewise.composer.interest`.
+
+    Returns
+    -------
+    pyarrow.Table
+        Columns of :data:`bundlewise.composer.CANDIDATE_COLUMNS`.
+    """
+    from bundlewise.composer.candidates import add_popular_fallback
+    from bundlewise.composer.interest import blend, history_interest
+    from bundlewise.models.item_knn import ItemKNNRecommender
+
+    config = config or ComposerConfig()
+    interest = history_interest(order_lines, config.recency_half_life_days)
+    views: dict[str, npt.ArrayLike] = {"history": interest.values}
+    weights = {"history": 1.0}
+    if config.knn_weight > 0 and interest.customer_ids:
+        knn = ItemKNNRecommender(n_neighbors=100).fit(interest.binary())
+        views["item_knn"] = knn.score(np.arange(len(interest.customer_ids)))
+        weights["item_knn"] = config.knn_weight
+    scores = (
+        blend(views, weights) if interest.customer_ids else np.zeros((0, len(interest.item_ids)))
+    )
+    personal = beam_search_bundles(
+        interest.customer_ids,
+        interest.item_ids,
+        scores,
+        pairs,
+        n_offers=config.n_offers,
+        n_anchors=config.n_anchors,
+        beam_width=config.beam_width,
+        max_bundle_size=config.max_bundle_size,
+    )
+    return add_popular_fallback(personal, order_lines, pairs, config.n_offers, customer_ids)
+
+
+__all__ = ["beam_search_bundles", "compose_beam_candidates"]

@@ -196,21 +196,79 @@ def compose_candidates(
             """,
             {"n_offers": config.n_offers},
         )
+        personal = con.sql(
+            "SELECT customer_id, item_ids, score, source, anchor_id, min_pair_count, "
+            "min_pair_lift FROM personal"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return add_popular_fallback(personal, order_lines, pairs, config.n_offers, customer_ids)
+
+
+def add_popular_fallback(
+    personal: pa.Table,
+    order_lines: pa.Table,
+    pairs: pa.Table,
+    n_offers: int,
+    customer_ids: list[str] | None = None,
+) -> pa.Table:
+    """Rank personal bundles first, then top up every customer with the store's popular pairs.
+
+    Parameters
+    ----------
+    personal
+        ``customer_id, item_ids, score, source, anchor_id, min_pair_count, min_pair_lift``
+        (e.g. from the SQL heuristic or :func:`bundlewise.composer.beam.beam_search_bundles`).
+    order_lines
+        Clean order lines: every customer with an id is covered, and the number of orders
+        with each bundle's anchor item is filled in (``anchor_n_orders``).
+    pairs
+        ``PairMiner.pairs_``: popular pairs are the most co-purchased with shrunk lift above 1.
+    n_offers
+        Bundles per customer.
+    customer_ids
+        Extra customers to cover (they get popular bundles only).
+
+    Returns
+    -------
+    pyarrow.Table
+        Columns :data:`CANDIDATE_COLUMNS`, ``offer_rank`` 1..n_offers per customer.
+    """
+    con = _sql.connect()
+    try:
+        con.register("lines", order_lines.select(["order_id", "customer_id", "item_id"]))
+        con.register("pairs", pairs.select(["item_a", "item_b", "n_ab", "lift_shrunk"]))
+        con.register(
+            "personal",
+            personal.select(["customer_id", "item_ids", "score", "source", "anchor_id",
+                             "min_pair_count", "min_pair_lift"]),
+        )  # fmt: skip
+        extra = pa.table({"customer_id": pa.array(customer_ids or [], pa.string())})
+        con.register("extra_customers", extra)
+        con.execute(
+            """
+            CREATE TEMP TABLE orders_with_item AS
+            SELECT customer_id, item_id, count(DISTINCT order_id) AS n_orders FROM lines
+            WHERE customer_id IS NOT NULL GROUP BY ALL
+            """
+        )
         con.execute(
             """
             CREATE TEMP TABLE popular AS
-            SELECT [item_a, item_b] AS item_ids, $pop * c AS score, n_ab, lift_shrunk,
+            SELECT [item_a, item_b] AS item_ids, $pop * ln(lift_shrunk) AS score, n_ab,
+                   lift_shrunk,
                    row_number() OVER (ORDER BY n_ab DESC, lift_shrunk DESC, item_a, item_b)
                        AS pop_rank
-            FROM comp ORDER BY pop_rank LIMIT $n_popular
+            FROM pairs WHERE lift_shrunk > 1 ORDER BY pop_rank LIMIT $n_popular
             """,
             {"pop": POPULAR_INTEREST, "n_popular": N_POPULAR},
         )
         result = con.sql(
             """
             WITH customers AS (
-                SELECT DISTINCT customer_id FROM interest_n
+                SELECT DISTINCT customer_id FROM orders_with_item
                 UNION SELECT customer_id FROM extra_customers
+                UNION SELECT customer_id FROM personal
             ), fill AS (
                 SELECT c.customer_id, p.item_ids, p.score, 'popular' AS source,
                        CAST(NULL AS VARCHAR) AS anchor_id, p.n_ab AS min_pair_count,
@@ -233,15 +291,22 @@ def compose_candidates(
                    CAST(i.n_orders AS BIGINT) AS anchor_n_orders,
                    CAST(d.min_pair_count AS BIGINT) AS min_pair_count, d.min_pair_lift
             FROM dedup d
-            LEFT JOIN interest_n i ON i.customer_id = d.customer_id AND i.item_id = d.anchor_id
+            LEFT JOIN orders_with_item i
+                   ON i.customer_id = d.customer_id AND i.item_id = d.anchor_id
             QUALIFY offer_rank <= $n_offers
             ORDER BY d.customer_id, offer_rank
             """,
-            params={"n_offers": config.n_offers},
+            params={"n_offers": n_offers},
         ).to_arrow_table()
     finally:
         con.close()
     return result
 
 
-__all__ = ["CANDIDATE_COLUMNS", "N_POPULAR", "POPULAR_INTEREST", "compose_candidates"]
+__all__ = [
+    "CANDIDATE_COLUMNS",
+    "N_POPULAR",
+    "POPULAR_INTEREST",
+    "add_popular_fallback",
+    "compose_candidates",
+]
