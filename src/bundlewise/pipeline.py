@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from bundlewise._version import __version__
 from bundlewise.composer import compose_candidates, price_offers
 from bundlewise.composer.beam import compose_beam_candidates
+from bundlewise.composer.cold_start import cold_start_partners
 from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
@@ -54,6 +55,7 @@ class TrainResult:
     n_not_offered: int
     n_cost_assumed: int
     timings: dict[str, float] = field(default_factory=dict)
+    n_cold_start_items: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -130,8 +132,14 @@ def train(
     priced = price_offers(candidates, items, config.pricing, model_version=version)
     timings["price"] = time.perf_counter() - start
 
+    cold = _cold_start(lines, items, miner)
+    if cold is not None:
+        timings["cold start"] = cold[1]
+
     progress("store")
     start = time.perf_counter()
+    if cold is not None:
+        workspace.replace_table("cold_start_partners", cold[0])
     workspace.replace_table("pair_stats", miner.pairs_)
     workspace.replace_table("partners", miner.partners_)
     workspace.replace_table("offers", priced.offers)
@@ -150,6 +158,7 @@ def train(
             pc.sum(priced.offers.filter(real).column("is_cost_assumed")).as_py() or 0
         ),
         timings=timings,
+        n_cold_start_items=len(pc.unique(cold[0].column("item_id"))) if cold is not None else 0,
     )
     timings["store"] = time.perf_counter() - start
     workspace.replace_table(
@@ -157,6 +166,46 @@ def train(
         pa.table({"model_version": [version], "result_json": [json.dumps(result.to_dict())]}),
     )
     return result
+
+
+def _cold_start(
+    lines: pa.Table, items: pa.Table, miner: PairMiner
+) -> tuple[pa.Table, float] | None:
+    """Bundle partners from text for catalog items that never sold (None when there are none).
+
+    Needs the ``text`` extra; without it the step is skipped with a logged warning.
+    """
+    sold = set(pc.unique(lines.column("item_id")).to_pylist())
+    titles = dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist(), strict=True))
+    new = sorted(set(titles) - sold)
+    if not new:
+        return None
+    start = time.perf_counter()
+    try:
+        from bundlewise.models.text_encoder import TextEncoder
+
+        encoder = TextEncoder()
+        sold_ids = sorted(sold & set(titles))
+        table = cold_start_partners(
+            new,
+            encoder.encode([titles[i] or i for i in new]),
+            sold_ids,
+            encoder.encode([titles[i] or i for i in sold_ids]),
+            miner.pairs_,
+        )
+    except ImportError as exc:
+        logger.warning("skipping cold-start bundles for %d unsold items: %s", len(new), exc)
+        return None
+    return table, time.perf_counter() - start
+
+
+def cold_start_bundles(workspace: Workspace, item_id: str) -> pa.Table:
+    """Text-based bundle partners of a catalog item that has never sold (empty if none)."""
+    try:
+        table = _trained_table(workspace, "cold_start_partners")
+    except KeyError:
+        return pa.table({"item_id": pa.array([], pa.string())})
+    return table.filter(pc.equal(table.column("item_id"), item_id)).sort_by("rank")
 
 
 def last_train_result(workspace: Workspace) -> TrainResult:
@@ -328,6 +377,7 @@ __all__ = [
     "DemoResult",
     "TrainResult",
     "bundled_dataset_path",
+    "cold_start_bundles",
     "customer_offers",
     "export",
     "ingest",

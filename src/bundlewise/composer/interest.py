@@ -67,6 +67,28 @@ def history_interest(order_lines: pa.Table, half_life_days: float = 120.0) -> In
     return InterestMatrix(customers, items, values)
 
 
+def customer_sequences(
+    order_lines: pa.Table, interest: InterestMatrix, max_len: int = 200
+) -> list[npt.NDArray[np.int64]]:
+    """Each customer's purchased items as column indices of ``interest``, oldest first.
+
+    One entry per row of ``interest``; repeated purchases are kept (in time order), and only
+    the last ``max_len`` items.
+    """
+    col_of = {item: j for j, item in enumerate(interest.item_ids)}
+    row_of = {c: i for i, c in enumerate(interest.customer_ids)}
+    known = order_lines.filter(pc.is_valid(order_lines.column("customer_id")))
+    known = known.sort_by([("ts", "ascending"), ("order_id", "ascending")])
+    sequences: list[list[int]] = [[] for _ in interest.customer_ids]
+    for customer, item in zip(
+        known.column("customer_id").to_pylist(), known.column("item_id").to_pylist(), strict=True
+    ):
+        row = row_of.get(customer)
+        if row is not None and item in col_of:
+            sequences[row].append(col_of[item])
+    return [np.asarray(seq[-max_len:], dtype=np.int64) for seq in sequences]
+
+
 def max_normalize(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Clip at 0 and divide each row by its maximum (rows of zeros stay zero).
 
@@ -111,4 +133,4 @@ def blend(views: dict[str, npt.ArrayLike], weights: dict[str, float]) -> npt.NDA
     return total
 
 
-__all__ = ["InterestMatrix", "blend", "history_interest", "max_normalize"]
+__all__ = ["InterestMatrix", "blend", "customer_sequences", "history_interest", "max_normalize"]

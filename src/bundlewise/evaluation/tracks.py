@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from bundlewise.composer import compose_candidates
 from bundlewise.composer.beam import beam_search_bundles
 from bundlewise.composer.cold_start import cold_start_partners
-from bundlewise.composer.interest import blend, history_interest
+from bundlewise.composer.interest import (
+    InterestMatrix,
+    blend,
+    customer_sequences,
+    history_interest,
+)
 from bundlewise.config import ComposerConfig, Config
 from bundlewise.data import Workspace
 from bundlewise.evaluation.next_basket import (
@@ -41,8 +47,10 @@ from bundlewise.models import ItemKNNRecommender
 
 OURS = "bundlewise (history x complements)"
 OURS_BEAM = "bundlewise beam (blend tuned on validation)"
-#: Weights of the item-kNN view tried on the validation window (history view weight 1).
+#: Weights of the item-kNN and sequence-model views tried on the validation window (history
+#: view weight 1).
 KNN_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+SEQ_WEIGHTS = (0.0, 0.25, 0.5)
 BASELINES = ("FBT by lift", "popular pairs", "random pairs")
 EASE_NAME = "EASE (bundle view)"
 
@@ -67,6 +75,7 @@ def retail_track(
     test_weeks: int = 4,
     config: Config | None = None,
     with_cold_start: bool = True,
+    with_sequence: bool = True,
 ) -> dict[str, Any]:
     """Next-orders bundle hits of bundlewise vs the baselines, and the cold-start figure."""
     config = config or Config()
@@ -88,7 +97,10 @@ def retail_track(
     ours: dict[str, list[tuple[str, ...]]] = {}
     for row in candidates.select(["customer_id", "item_ids"]).to_pylist():
         ours.setdefault(row["customer_id"], []).append(tuple(row["item_ids"]))
-    beam, beam_info = _tuned_beam(lines, cutoff, test_weeks, split, customers, config)
+    titles = dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist(), strict=True))
+    beam, beam_info = _tuned_beam(
+        cutoff, test_weeks, split, customers, titles, config, with_sequence
+    )
     methods = {
         OURS: ours,
         OURS_BEAM: beam,
@@ -119,22 +131,42 @@ def retail_track(
     return result
 
 
-def _beam_bundles(
-    train: pa.Table, customers: list[str], knn_weight: float, config: Config
-) -> dict[str, list[tuple[str, ...]]]:
-    """Beam-search bundles from history interest blended with item-kNN."""
+def _interest_views(
+    train: pa.Table, titles: dict[str, str], config: Config, with_sequence: bool
+) -> tuple[InterestMatrix, dict[str, npt.NDArray[np.float64]]]:
+    """History, item-kNN and (optionally) SASRec views over the customers of ``train``."""
     interest = history_interest(train, config.composer.recency_half_life_days)
+    users = np.arange(len(interest.customer_ids))
     views = {"history": interest.values}
-    if knn_weight > 0:
-        knn = ItemKNNRecommender(n_neighbors=100).fit(interest.binary())
-        views["item_knn"] = knn.score(np.arange(len(interest.customer_ids)))
-    weights = {"history": 1.0, **({"item_knn": knn_weight} if knn_weight > 0 else {})}
+    views["item_knn"] = ItemKNNRecommender(n_neighbors=100).fit(interest.binary()).score(users)
+    if with_sequence:
+        from bundlewise.models.sequence import SASRecRecommender
+        from bundlewise.models.text_encoder import TextEncoder
+
+        text = TextEncoder().encode([titles.get(i, i) for i in interest.item_ids])
+        sasrec = SASRecRecommender(epochs=15, random_state=0).fit(
+            interest.binary(),
+            sequences=customer_sequences(train, interest),
+            item_embeddings=text,
+        )
+        views["sasrec"] = sasrec.score(users)
+    return interest, views
+
+
+def _beam_bundles(
+    interest: InterestMatrix,
+    views: dict[str, npt.NDArray[np.float64]],
+    weights: dict[str, float],
+    pairs: pa.Table,
+    customers: list[str],
+) -> dict[str, list[tuple[str, ...]]]:
+    """Beam-search bundles from a weighted blend of interest views."""
     row_of = {c: i for i, c in enumerate(interest.customer_ids)}
     wanted = [c for c in customers if c in row_of]
     rows = np.array([row_of[c] for c in wanted], dtype=np.int64)
-    scores = blend({k: np.asarray(v)[rows] for k, v in views.items()}, weights)
-    miner = PairMiner.from_config(config.mining).fit(train)
-    table = beam_search_bundles(wanted, interest.item_ids, scores, miner.pairs_, n_offers=10)
+    used = {k: w for k, w in weights.items() if w > 0}
+    scores = blend({k: views[k][rows] for k in used}, used)
+    table = beam_search_bundles(wanted, interest.item_ids, scores, pairs, n_offers=10)
     out: dict[str, list[tuple[str, ...]]] = {}
     for row in table.select(["customer_id", "item_ids"]).to_pylist():
         out.setdefault(row["customer_id"], []).append(tuple(row["item_ids"]))
@@ -142,24 +174,37 @@ def _beam_bundles(
 
 
 def _tuned_beam(
-    lines: pa.Table,
     cutoff: datetime,
     test_weeks: int,
     split: TemporalSplit,
     customers: list[str],
+    titles: dict[str, str],
     config: Config,
+    with_sequence: bool,
 ) -> tuple[dict[str, list[tuple[str, ...]]], dict[str, Any]]:
-    """Choose the item-kNN weight on the window before the cutoff, then score on test."""
+    """Choose the blend weights on the window before the cutoff, then score on test."""
     val_split = temporal_split(split.train, cutoff - timedelta(weeks=test_weeks), test_weeks)
     val_baskets = customer_test_baskets(val_split)
-    val_customers = sorted(val_baskets)
-    validation: dict[str, float] = {}
-    for weight in KNN_WEIGHTS:
-        bundles = _beam_bundles(val_split.train, val_customers, weight, config)
-        validation[str(weight)] = score_bundles("v", bundles, val_baskets).hit_rate[10]
-    best = max(KNN_WEIGHTS, key=lambda w: (validation[str(w)], -w))
-    info = {"validation_hr@10_by_knn_weight": validation, "chosen_knn_weight": best}
-    return _beam_bundles(split.train, customers, best, config), info
+    grid = [
+        {"history": 1.0, "item_knn": k, "sasrec": q}
+        for k in KNN_WEIGHTS
+        for q in (SEQ_WEIGHTS if with_sequence else (0.0,))
+    ]
+    interest, views = _interest_views(val_split.train, titles, config, with_sequence)
+    val_pairs = PairMiner.from_config(config.mining).fit(val_split.train).pairs_
+    scored: list[tuple[float, dict[str, float]]] = []
+    for weights in grid:
+        bundles = _beam_bundles(interest, views, weights, val_pairs, sorted(val_baskets))
+        scored.append((score_bundles("v", bundles, val_baskets).hit_rate[10], weights))
+    # best validation HR@10; ties go to the simpler blend (smaller total weight)
+    _, chosen = max(scored, key=lambda t: (t[0], -sum(t[1].values())))
+    interest, views = _interest_views(split.train, titles, config, with_sequence)
+    pairs = PairMiner.from_config(config.mining).fit(split.train).pairs_
+    info = {
+        "validation": [{"weights": w, "hr@10": hr} for hr, w in scored],
+        "chosen_weights": chosen,
+    }
+    return _beam_bundles(interest, views, chosen, pairs, customers), info
 
 
 def cold_start_track(split: TemporalSplit, items: pa.Table, miner: PairMiner) -> dict[str, Any]:
@@ -245,10 +290,9 @@ def format_retail(result: dict[str, Any]) -> str:
     beam = result.get("beam_blend")
     if beam:
         lines.append(
-            f"beam blend: item-kNN weight {beam['chosen_knn_weight']} chosen on the validation "
-            "window (HR@10 by weight: "
-            + ", ".join(f"{w}: {v:.4f}" for w, v in beam["validation_hr@10_by_knn_weight"].items())
-            + ")"
+            f"beam blend weights chosen on the validation window: {beam['chosen_weights']} "
+            f"(validation HR@10 {max(v['hr@10'] for v in beam['validation']):.4f} over "
+            f"{len(beam['validation'])} settings)"
         )
     for ours_name in (OURS, OURS_BEAM):
         if ours_name not in methods:
