@@ -144,7 +144,7 @@ def _interest_views(
         from bundlewise.models.text_encoder import TextEncoder
 
         text = TextEncoder().encode([titles.get(i, i) for i in interest.item_ids])
-        sasrec = SASRecRecommender(epochs=15, random_state=0).fit(
+        sasrec = SASRecRecommender(max_len=30, epochs=8, batch_size=256, random_state=0).fit(
             interest.binary(),
             sequences=customer_sequences(train, interest),
             item_embeddings=text,
