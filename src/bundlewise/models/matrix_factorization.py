@@ -12,6 +12,7 @@ Rendle et al. (2009), "BPR: Bayesian personalized ranking from implicit feedback
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,15 @@ class _FactorModel(Recommender):
 
     def _score(self, user_idx: IntArray) -> FloatMatrix:
         return np.asarray(self.user_factors_[user_idx] @ self.item_factors_.T, dtype=np.float64)
+
+    def _fit_implicit(self, interactions: sp.csr_matrix, build: Callable[[Any], Any]) -> None:
+        """Build an ``implicit`` model (``build(implicit)``) and fit it with one BLAS thread."""
+        implicit, threadpool_limits = _require_implicit()
+        with threadpool_limits(1, "blas"):  # before the model: implicit checks BLAS then
+            model = build(implicit)
+            model.fit(interactions.astype(np.float32), show_progress=False)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
 
     def _validate_common(self, factors: int, iterations: int, regularization: float) -> None:
         if not isinstance(factors, int) or factors < 1:
@@ -93,19 +103,17 @@ class ALSRecommender(_FactorModel):
             raise ValueError(f"alpha={self.alpha!r} should be > 0.")
 
     def _fit(self, interactions: sp.csr_matrix) -> None:
-        implicit, threadpool_limits = _require_implicit()
-        with threadpool_limits(1, "blas"):  # before the model: implicit checks BLAS then
-            model = implicit.cpu.als.AlternatingLeastSquares(
+        self._fit_implicit(
+            interactions,
+            lambda implicit: implicit.cpu.als.AlternatingLeastSquares(
                 factors=self.factors,
                 regularization=self.regularization,
                 alpha=self.alpha,
                 iterations=self.iterations,
                 random_state=self.random_state,
                 num_threads=1,
-            )
-            model.fit(interactions.astype(np.float32), show_progress=False)
-        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+            ),
+        )
 
 
 class BPRRecommender(_FactorModel):
@@ -147,19 +155,17 @@ class BPRRecommender(_FactorModel):
             raise ValueError(f"learning_rate={self.learning_rate!r} should be > 0.")
 
     def _fit(self, interactions: sp.csr_matrix) -> None:
-        implicit, threadpool_limits = _require_implicit()
-        with threadpool_limits(1, "blas"):  # before the model: implicit checks BLAS then
-            model = implicit.cpu.bpr.BayesianPersonalizedRanking(
+        self._fit_implicit(
+            interactions,
+            lambda implicit: implicit.cpu.bpr.BayesianPersonalizedRanking(
                 factors=self.factors,
                 learning_rate=self.learning_rate,
                 regularization=self.regularization,
                 iterations=self.iterations,
                 random_state=self.random_state,
                 num_threads=1,
-            )
-            model.fit(interactions.astype(np.float32), show_progress=False)
-        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+            ),
+        )
 
 
 __all__ = ["ALSRecommender", "BPRRecommender"]
