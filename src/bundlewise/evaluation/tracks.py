@@ -149,7 +149,12 @@ def _interest_views(
             sequences=customer_sequences(train, interest),
             item_embeddings=text,
         )
-        views["sasrec"] = sasrec.score(users)
+        # next-item probabilities (softmax of the logits): peaked where the model is sure,
+        # so max-normalization does not spread interest over thousands of items
+        logits = sasrec.score(users)
+        logits -= logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(logits)
+        views["sasrec"] = probabilities / probabilities.sum(axis=1, keepdims=True)
     return interest, views
 
 
