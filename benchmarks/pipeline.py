@@ -38,8 +38,10 @@ def run_once(orders: Path, config: Config) -> tuple[dict[str, float], dict[str, 
         timings["offers total (personalize + price)"] = (
             result.timings["personalize"] + result.timings["price"]
         )
+        cleaning = ingested.report.to_dict()
+        cleaning["source"] = Path(cleaning["source"]).name  # no machine paths in results
         facts = {
-            "cleaning": ingested.report.to_dict(),
+            "cleaning": cleaning,
             "train": result.to_dict(),
         }
     return timings, facts
