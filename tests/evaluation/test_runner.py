@@ -254,8 +254,8 @@ def test_side_views_need_ease(tiny: YoushuData, spec: ModelSpec) -> None:
 
 def test_default_models() -> None:
     specs = default_youshu_models()
-    assert len(specs) == 7
-    assert len({s.name for s in specs}) == 7
+    assert len(specs) == 8
+    assert len({s.name for s in specs}) == 8
     assert specs[0].name == "popularity"
     kinds = [type(s.build()) for s in specs]
     assert kinds == [
@@ -266,12 +266,33 @@ def test_default_models() -> None:
         EASERecommender,
         EASERecommender,
         EASERecommender,
+        EASERecommender,
     ]
     # side views only where the model takes them
     for spec, kind in zip(specs, kinds, strict=True):
         if spec.uses_item_view or spec.uses_content:
             assert kind is EASERecommender
             assert spec.item_view_transform in ("raw", "log", "binary")
-    assert [s.uses_item_view for s in specs[-2:]] == [True, True]
-    assert [s.uses_content for s in specs[-2:]] == [False, True]
+    assert [s.uses_item_view for s in specs[-3:]] == [True, True, True]
+    assert [s.uses_content for s in specs[-3:]] == [False, True, True]
     assert specs[-1].build().get_params()["content_weight"] > 0
+    assert [s.item_view_blend for s in specs[-2:]] == [0.0, 0.15]
+
+
+def test_item_view_blend_adds_the_normalized_item_view(clustered: YoushuData) -> None:
+    """score = max-norm(model) + w * max-norm(item view), checked against a direct scorer."""
+    from bundlewise.composer.interest import max_normalize
+
+    weight = 0.7
+    spec = ModelSpec("pop+iv", PopularityRecommender, item_view_blend=weight)
+    (result,) = run_youshu(clustered, [spec])
+    model = PopularityRecommender().fit(clustered.user_bundle_train)
+    view = item_view(clustered, "raw")
+
+    def scorer(users: np.ndarray) -> np.ndarray:
+        return max_normalize(model.score(users)) + weight * max_normalize(view[users].toarray())
+
+    expected = evaluate_ranking(scorer, clustered.user_bundle_train, clustered.user_bundle_tune)
+    assert result.metrics["tune"] == pytest.approx(expected)
+    plain = run_youshu(clustered, [ModelSpec("pop", PopularityRecommender)])[0]
+    assert result.metrics["tune"]["recall@20"] != plain.metrics["tune"]["recall@20"]

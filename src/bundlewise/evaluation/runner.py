@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from bundlewise.composer.interest import max_normalize
 from bundlewise.evaluation.youshu import YoushuData, evaluate_ranking
 from bundlewise.models import (
     ALSRecommender,
@@ -61,6 +62,9 @@ class ModelSpec:
     uses_item_view: bool = False
     item_view_transform: str = "log"
     uses_content: bool = False
+    #: Weight of the direct item view added to the model's scores at ranking time, both
+    #: max-normalized per user (0 = off): score = norm(model) + w * norm(item view).
+    item_view_blend: float = 0.0
 
 
 @dataclass
@@ -101,6 +105,14 @@ def default_youshu_models() -> list[ModelSpec]:
             item_view_transform="raw",
             uses_content=True,
         ),
+        ModelSpec(
+            "EASE two-view + content + item-view blend",
+            lambda: EASERecommender(l2=300.0, side_weight=0.05, content_weight=0.3),
+            uses_item_view=True,
+            item_view_transform="raw",
+            uses_content=True,
+            item_view_blend=0.15,
+        ),
     ]
 
 
@@ -134,8 +146,18 @@ def run_youshu(
         fit_seconds = time.perf_counter() - start
         result = ModelResult(spec.name, fit_seconds, model.get_params())
 
-        def scorer(users: npt.NDArray[np.int64], model: Recommender = model) -> np.ndarray:
-            return model.score(users)
+        direct = item_view(data, "raw") if spec.item_view_blend > 0 else None
+
+        def scorer(
+            users: npt.NDArray[np.int64],
+            model: Recommender = model,
+            direct: sp.csr_matrix | None = direct,
+            weight: float = spec.item_view_blend,
+        ) -> np.ndarray:
+            scores = model.score(users)
+            if direct is None:
+                return scores
+            return max_normalize(scores) + weight * max_normalize(direct[users].toarray())
 
         for split in data.splits():
             result.metrics[split] = evaluate_ranking(scorer, train, data.split(split), ks=ks)
