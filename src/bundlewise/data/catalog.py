@@ -15,7 +15,7 @@ import pyarrow as pa
 from bundlewise.config import Config
 from bundlewise.data import _sql
 from bundlewise.data._sql import quote_ident as _q
-from bundlewise.data.readers import load_source
+from bundlewise.data.readers import load_source, raise_first_bad
 from bundlewise.data.schemas import ITEMS
 from bundlewise.exceptions import DataValidationError
 from bundlewise.money import array_to_minor_units
@@ -108,19 +108,9 @@ def read_catalog(path: str | Path, config: Config | None = None) -> pa.Table:
         con.register("src", table)
         item = _q(chosen["item_id"])
         item_text = f"nullif(trim(CAST({item} AS VARCHAR)), '')"
-        missing = con.execute(
-            f"SELECT __row, count(*) OVER () FROM src WHERE {item_text} IS NULL "
-            "ORDER BY __row LIMIT 1"
-        ).fetchall()
-        if missing:
-            raise DataValidationError(
-                source.path,
-                "missing item id",
-                column=chosen["item_id"],
-                row=missing[0][0],
-                value=None,
-                n_more=int(missing[0][1]) - 1,
-            )
+        raise_first_bad(
+            con, source.path, f"{item_text} IS NULL", chosen["item_id"], "missing item id"
+        )
         dup = con.execute(
             f"SELECT __row, {item_text}, count(*) OVER (PARTITION BY {item_text}) c "
             f"FROM src QUALIFY c > 1 ORDER BY __row LIMIT 1"
@@ -141,22 +131,16 @@ def read_catalog(path: str | Path, config: Config | None = None) -> pa.Table:
                 continue
             number = f"try_cast(trim(CAST({_q(column)} AS VARCHAR)) AS DOUBLE)"
             whole = f" OR {number} <> round({number})" if canonical == "stock" else ""
-            bad = con.execute(
-                f"SELECT __row, CAST({_q(column)} AS VARCHAR), count(*) OVER () FROM src "
-                f"WHERE {_q(column)} IS NOT NULL AND ({number} IS NULL OR {number} < 0 "
-                f"OR NOT isfinite({number}){whole}) ORDER BY __row LIMIT 1"
-            ).fetchall()
-            if bad:
-                raise DataValidationError(
-                    source.path,
-                    "not a non-negative whole number"
-                    if canonical == "stock"
-                    else "not a non-negative number",
-                    column=column,
-                    row=bad[0][0],
-                    value=bad[0][1],
-                    n_more=int(bad[0][2]) - 1,
-                )
+            raise_first_bad(
+                con,
+                source.path,
+                f"{_q(column)} IS NOT NULL AND ({number} IS NULL OR {number} < 0 "
+                f"OR NOT isfinite({number}){whole})",
+                column,
+                "not a non-negative whole number"
+                if canonical == "stock"
+                else "not a non-negative number",
+            )
             exprs[canonical] = number
         for canonical in ("title", "category"):
             column = chosen.get(canonical)

@@ -99,7 +99,7 @@ def retail_track(
         ours.setdefault(row["customer_id"], []).append(tuple(row["item_ids"]))
     titles = dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist(), strict=True))
     beam, beam_info = _tuned_beam(
-        cutoff, test_weeks, split, customers, titles, config, with_sequence
+        cutoff, test_weeks, split, miner.pairs_, customers, titles, config, with_sequence
     )
     methods = {
         OURS: ours,
@@ -182,12 +182,16 @@ def _tuned_beam(
     cutoff: datetime,
     test_weeks: int,
     split: TemporalSplit,
+    pairs: pa.Table,
     customers: list[str],
     titles: dict[str, str],
     config: Config,
     with_sequence: bool,
 ) -> tuple[dict[str, list[tuple[str, ...]]], dict[str, Any]]:
-    """Choose the blend weights on the window before the cutoff, then score on test."""
+    """Choose the blend weights on the window before the cutoff, then score on test.
+
+    ``pairs`` are the complements mined on ``split.train`` (mined once by the caller).
+    """
     val_split = temporal_split(split.train, cutoff - timedelta(weeks=test_weeks), test_weeks)
     val_baskets = customer_test_baskets(val_split)
     grid = [
@@ -204,7 +208,6 @@ def _tuned_beam(
     # best validation HR@10; ties go to the simpler blend (smaller total weight)
     _, chosen = max(scored, key=lambda t: (t[0], -sum(t[1].values())))
     interest, views = _interest_views(split.train, titles, config, with_sequence)
-    pairs = PairMiner.from_config(config.mining).fit(split.train).pairs_
     info = {
         "validation": [{"weights": w, "hr@10": hr} for hr, w in scored],
         "chosen_weights": chosen,
