@@ -20,7 +20,15 @@ from bundlewise.pricing.guardrails import (
 
 
 def test_binding_rules_names() -> None:
-    assert set(BINDING_RULES) == {"optimum", "list_total_cap", "max_discount", "margin_floor"}
+    assert set(BINDING_RULES) == {
+        "optimum",
+        "list_total_cap",
+        "max_discount",
+        "margin_floor",
+        "fairness_band",
+        "discount_budget",
+        "segment_price",
+    }
 
 
 def test_guardrails_from_config() -> None:

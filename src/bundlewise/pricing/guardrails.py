@@ -27,7 +27,19 @@ OPTIMUM = "optimum"
 LIST_TOTAL_CAP = "list_total_cap"
 MAX_DISCOUNT = "max_discount"
 MARGIN_FLOOR = "margin_floor"
-BINDING_RULES: tuple[str, ...] = (OPTIMUM, LIST_TOTAL_CAP, MAX_DISCOUNT, MARGIN_FLOOR)
+FAIRNESS_BAND = "fairness_band"
+DISCOUNT_BUDGET = "discount_budget"
+SEGMENT_PRICE = "segment_price"
+INFEASIBLE = "infeasible"
+BINDING_RULES: tuple[str, ...] = (
+    OPTIMUM,
+    LIST_TOTAL_CAP,
+    MAX_DISCOUNT,
+    MARGIN_FLOOR,
+    FAIRNESS_BAND,
+    DISCOUNT_BUDGET,
+    SEGMENT_PRICE,
+)
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,10 @@ def ending_candidates(
 
 __all__ = [
     "BINDING_RULES",
+    "DISCOUNT_BUDGET",
+    "FAIRNESS_BAND",
+    "INFEASIBLE",
+    "SEGMENT_PRICE",
     "LIST_TOTAL_CAP",
     "MARGIN_FLOOR",
     "MAX_DISCOUNT",
