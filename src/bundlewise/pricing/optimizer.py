@@ -240,6 +240,7 @@ def quote_prices(
     fairness_band: float | None = None,
     discount_budget_minor: float | None = None,
     segments: Sequence[Any] | None = None,
+    opportunity_cost_minor: npt.ArrayLike | None = None,
 ) -> PriceQuotes:
     """Optimal, guard-railed prices for a batch of offers.
 
@@ -266,6 +267,11 @@ def quote_prices(
         batch stays at or below it.
     segments
         When given, one price per (segment, bundle): no individual prices.
+    opportunity_cost_minor
+        Profit the store makes anyway when an offer is declined (e.g. the items bought at list
+        price), shape (n_offers,) or scalar. It is added to the cost in the objective, so the
+        price maximizes ``(p - cost - opportunity) * P(accept)``; the guardrails and the reported
+        ``expected_profit_minor`` use the cost alone.
 
     Returns
     -------
@@ -308,7 +314,12 @@ def quote_prices(
     Ls = np.where(Lf > 0, Lf, 1.0)
     beta = b_ / Ls
     A0 = np.full(n, obj.profit + obj.revenue)
-    K0 = obj.profit * c / A0
+    opportunity = (
+        np.zeros(n)
+        if opportunity_cost_minor is None
+        else np.broadcast_to(np.asarray(opportunity_cost_minor, dtype=np.float64), (n,))
+    )
+    K0 = obj.profit * (c + opportunity) / A0
     S = np.full(n, obj.surplus)
     lower = bounds.lower.copy()
     upper = np.maximum(bounds.upper, bounds.lower)
@@ -330,7 +341,7 @@ def quote_prices(
         new_lo = np.maximum(lower, np.ceil(np.round(w_lo, 6)).astype(np.int64))
         new_hi = np.minimum(upper, np.floor(np.round(w_hi, 6)).astype(np.int64))
         empty = new_lo > new_hi  # windows too narrow to hold a whole minor unit
-        mid = np.clip(round_minor_units(center), lower, upper)
+        mid = np.clip(round_minor_units(np.sqrt(w_lo * w_hi)), lower, upper)  # the median
         new_lo = np.where(empty, mid, new_lo)
         new_hi = np.where(empty, mid, new_hi)
         by_band = ((p_star < new_lo) & (new_lo > lower)) | ((p_star > new_hi) & (new_hi < upper))
@@ -375,7 +386,7 @@ def quote_prices(
         mu = hi_mu
         price, spend = solve(mu)
         if spend.sum() > discount_budget_minor:  # endings keep a discount: fall back to list
-            price = np.where(feasible, upper, price)
+            price = np.where(feasible, bounds.upper, price)
             spend = np.where(feasible, (Lf - price) * expit(a_ - beta * price), 0.0)
 
     if mu > 0:
