@@ -248,6 +248,20 @@ class PricingConfig:
     price_ending_modulus, price_ending_residues
         Prices in minor units must satisfy ``price % modulus in residues`` (10 and (9,) make
         every price end in 9); modulus 1 turns endings off.
+    objective_profit, objective_revenue, objective_surplus
+        Weights of expected profit, expected revenue and expected customer surplus in the
+        pricing objective (default: profit only).
+    fairness_band
+        One bundle's prices across customers stay within a factor ``1 + fairness_band`` of each
+        other; a negative value turns the band off.
+    discount_budget
+        Cap on the expected discount spend of one training run's offers, in major units
+        (e.g. pounds); a negative value means no budget.
+    segment_only
+        Price per customer segment and bundle only, never per customer.
+    rank_by
+        How a customer's offers are ordered: ``expected_profit`` (of the priced offer) or
+        ``score`` (the interest score).
     """
 
     min_margin: float = 0.10
@@ -258,8 +272,31 @@ class PricingConfig:
     accept_at_list_high: float = 0.10
     price_ending_modulus: int = 10
     price_ending_residues: tuple[int, ...] = (9,)
+    objective_profit: float = 1.0
+    objective_revenue: float = 0.0
+    objective_surplus: float = 0.0
+    fairness_band: float = 0.25
+    discount_budget: float = -1.0
+    segment_only: bool = False
+    rank_by: str = "expected_profit"
 
     def __post_init__(self) -> None:
+        for name in ("objective_profit", "objective_revenue", "objective_surplus"):
+            _check_range(f"pricing.{name}", getattr(self, name), 0.0, 1e6)
+        if self.objective_profit + self.objective_revenue <= 0:
+            raise ConfigError(
+                "`pricing.objective_profit` + `pricing.objective_revenue` must be > 0."
+            )
+        _check_range("pricing.fairness_band", self.fairness_band, -1.0, 100.0)
+        _check_range("pricing.discount_budget", self.discount_budget, -1.0, 1e15)
+        if not isinstance(self.segment_only, bool):
+            raise ConfigError(
+                f"`pricing.segment_only` must be true or false, got {self.segment_only!r}."
+            )
+        if self.rank_by not in ("expected_profit", "score"):
+            raise ConfigError(
+                f"`pricing.rank_by`={self.rank_by!r}; expected 'expected_profit' or 'score'."
+            )
         _check_range("pricing.min_margin", self.min_margin, 0.0, 10.0)
         _check_range("pricing.max_discount", self.max_discount, 0.0, 1.0)
         _check_range("pricing.assumed_cost_share", self.assumed_cost_share, 0.0, 1.0)

@@ -56,7 +56,7 @@ def mixed_bundling_milp(
     [8.0, 8.0, 10.0]
     """
     v = np.asarray(values, dtype=np.float64)
-    n, m = v.shape
+    n, m = (int(d) for d in v.shape)
     cost = np.asarray(costs, dtype=np.float64)
     big = float(max(v.max(), 0.0)) + 1.0
     n_var = m + 2 * n * m + n

@@ -57,7 +57,7 @@ from bundlewise.data import _sql
 from bundlewise.evaluation.milp import mixed_bundling_milp
 from bundlewise.pricing import Guardrails, quote_prices
 from bundlewise.pricing.guardrails import price_bounds
-from bundlewise.pricing.optimizer import best_price_on_grid
+from bundlewise.pricing.optimizer import Objective, best_price_on_grid
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -508,7 +508,10 @@ def optimize_pure_bundle(train: Shoppers, costs: FloatArray, list_total: float) 
 def size_menu(k: int, single: float, whole: float) -> FloatArray:
     """Bundle-size pricing: any single item at ``single``, the whole bundle at ``whole``."""
     return np.array(
-        [single if len(s) == 1 else (whole if len(s) == k else single * len(s)) for s in _subsets(k)]
+        [
+            single if len(s) == 1 else (whole if len(s) == k else single * len(s))
+            for s in _subsets(k)
+        ]
     )
 
 
@@ -550,12 +553,28 @@ def fit_logit(x: FloatArray, y: FloatArray, ridge: float = 1e-3) -> FloatArray:
 
 @dataclass
 class EngineFit:
-    """The engine's price response for one bundle: P = sigmoid(a0 + a1 * s_hat - b * p / L)."""
+    """The engine's price response for one bundle, learned from logged offers.
+
+    ``P(accept) = sigmoid(a0 + a1 * s_hat - (b0 + b1 * s_hat) * p / L)``; a declined offer still
+    earns ``d0 + d1 * s_hat`` from items bought at list price (the opportunity cost).
+    """
 
     a0: float
     a1: float
-    b: float
+    b0: float
+    b1: float
+    d0: float
+    d1: float
     used_prior: bool
+
+    def appeal(self, s_hat: FloatArray) -> FloatArray:
+        return np.asarray(self.a0 + self.a1 * s_hat, dtype=np.float64)
+
+    def sensitivity(self, s_hat: FloatArray, floor: float = 0.1) -> FloatArray:
+        return np.asarray(np.maximum(self.b0 + self.b1 * s_hat, floor), dtype=np.float64)
+
+    def opportunity(self, s_hat: FloatArray) -> FloatArray:
+        return np.asarray(np.maximum(self.d0 + self.d1 * s_hat, 0.0), dtype=np.float64)
 
 
 def engine_fit(
@@ -567,23 +586,38 @@ def engine_fit(
     rng: np.random.Generator,
     prior_b: float,
 ) -> EngineFit:
-    """Fit the engine's logit on logged offers at random allowed prices."""
+    """Fit the engine's response on logged offers made at random allowed prices.
+
+    Falls back to the prior sensitivity when the logged offers show no price response.
+    """
     k = market.k
     logged = market.draw(scenario.n_logged, rng)
     s_hat = logged.s + scenario.noise * rng.standard_normal(scenario.n_logged)
     L = float(list_prices.sum())
     bounds = price_bounds([round(L)], [round(costs[-1])], guardrails)
-    lo, hi = float(bounds.lower[0]), float(bounds.upper[0])
     if not bounds.is_feasible[0]:
-        return EngineFit(0.0, 0.0, prior_b, True)
+        return EngineFit(0.0, 0.0, prior_b, 0.0, 0.0, 0.0, True)
+    lo, hi = float(bounds.lower[0]), float(bounds.upper[0])
     price = rng.uniform(lo, hi, scenario.n_logged)
     out = choose(logged.values, Menu(component_menu(list_prices, k), price), costs)
-    y = (out.choice == logged.values.shape[1] + 1).astype(np.float64)
-    x = np.column_stack([np.ones_like(price), s_hat, price / L])
+    took = out.choice == logged.values.shape[1] + 1
+    y = took.astype(np.float64)
+    x = np.column_stack([np.ones_like(price), s_hat, price / L, s_hat * price / L])
     theta = fit_logit(x, y)
+    declined = ~took
+    xd = np.column_stack([np.ones(int(declined.sum())), s_hat[declined]])
+    d = np.linalg.lstsq(xd, out.profit[declined], rcond=None)[0] if declined.sum() > 2 else [0, 0]
     if not theta[2] < 0 or y.sum() < 10:
-        return EngineFit(float(theta[0]), float(theta[1]), prior_b, True)
-    return EngineFit(float(theta[0]), float(theta[1]), float(-theta[2]), False)
+        return EngineFit(float(theta[0]), float(theta[1]), prior_b, 0.0, 0.0, 0.0, True)
+    return EngineFit(
+        float(theta[0]),
+        float(theta[1]),
+        float(-theta[2]),
+        float(-theta[3]),
+        float(d[0]),
+        float(d[1]),
+        False,
+    )
 
 
 def best_true_prices(
@@ -630,7 +664,8 @@ def best_true_prices(
         n_grid=n_grid,
     )
     nearest = np.clip(np.rint((s - levels[0]) / max(levels[1] - levels[0], 1e-12)), 0, n_levels - 1)
-    return best[nearest.astype(np.int64)].astype(np.float64)
+    chosen: FloatArray = best[nearest.astype(np.int64)].astype(np.float64)
+    return chosen
 
 
 # --------------------------------------------------------------------------------------------
@@ -693,6 +728,7 @@ def simulate(
     seed: int,
     pricing: PricingConfig | None = None,
     with_milp: bool = True,
+    engine_opportunity: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Run every policy on the same simulated shoppers; returns metrics per policy."""
     config = pricing or PricingConfig()
@@ -749,20 +785,24 @@ def simulate(
         results[B_BOUND].add(
             choose(test.values, Menu(comp, b_prices), costs), bundle_option, list_total, b_prices
         )
-        results[B_BOUND].violations += count_violations(
-            b_prices, list_total, costs[-1], guardrails
-        )
+        results[B_BOUND].violations += count_violations(b_prices, list_total, costs[-1], guardrails)
 
         # bundlewise: logit fitted on logged offers, noisy s, guard-railed closed-form price.
-        fit = engine_fit(market, list_prices, costs, guardrails, scenario, rng, config.sensitivity_prior)
+        fit = engine_fit(
+            market, list_prices, costs, guardrails, scenario, rng, config.sensitivity_prior
+        )
         s_hat = test.s + scenario.noise * rng.standard_normal(scenario.n_customers)
         n = scenario.n_customers
         quotes = quote_prices(
             np.full(n, round(list_total)),
             np.full(n, round(costs[-1])),
-            fit.a0 + fit.a1 * s_hat,
-            np.full(n, fit.b),
+            fit.appeal(s_hat),
+            fit.sensitivity(s_hat),
             guardrails,
+            objective=Objective.from_config(config),
+            bundle_keys=[0] * n,
+            fairness_band=config.fairness_band if config.fairness_band >= 0 else None,
+            opportunity_cost_minor=fit.opportunity(s_hat) if engine_opportunity else None,
         )
         ours = np.where(quotes.is_feasible, quotes.price_minor, np.nan).astype(np.float64)
         results[OURS].add(
@@ -820,7 +860,7 @@ def run_scenario(
     summary: dict[str, Any] = {}
     for name in policies:
         per_seed = [r[name] for r in runs]
-        entry = {key: _mean_ci([p[key] for p in per_seed]) for key in per_seed[0]}
+        entry: dict[str, Any] = {key: _mean_ci([p[key] for p in per_seed]) for key in per_seed[0]}
         entry["pct_of_A"] = _mean_ci([100 * r[name]["profit"] / r[A_BOUND]["profit"] for r in runs])
         entry["pct_of_B"] = _mean_ci([100 * r[name]["profit"] / r[B_BOUND]["profit"] for r in runs])
         entry["pct_vs_component"] = _mean_ci(
@@ -828,6 +868,12 @@ def run_scenario(
         )
         entry["violations_total"] = float(sum(p["violations"] for p in per_seed))
         summary[name] = entry
+    # Paired differences: bundlewise minus each other policy, in % of B, per seed.
+    for name in policies:
+        if name != OURS:
+            summary[OURS].setdefault("paired_minus", {})[name] = _mean_ci(
+                [100 * (r[OURS]["profit"] - r[name]["profit"]) / r[B_BOUND]["profit"] for r in runs]
+            )
     return {
         "scenario": asdict(scenario),
         "seeds": list(seeds),

@@ -31,8 +31,9 @@ exact. With :math:`\\theta \\le 0` the objective falls with price and the lowest
 :math:`\\mu` grows, so :math:`\\mu` is found by bisection; the budget is never exceeded.
 
 **Fairness band.** For one bundle, the prices quoted to different customers stay inside a window
-``[m / sqrt(1 + band), m * sqrt(1 + band)]`` around the median ``m`` of their guard-railed optima,
-so the highest is at most ``1 + band`` times the lowest. Protected attributes are never inputs.
+``[t / (1 + band), t]``, so the highest is at most ``1 + band`` times the lowest; ``t`` is chosen
+(on a grid) to maximize the summed objective when each customer gets their optimum clipped to the
+window, which is each customer's best price inside it. Protected attributes are never inputs.
 
 **Segment-only mode.** All customers of a segment get one price per bundle, the allowed price that
 maximizes the segment's summed objective (exact search over the allowed prices).
@@ -56,6 +57,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import expit, wrightomega
 
+from bundlewise.config import PricingConfig
 from bundlewise.exceptions import ConfigError
 from bundlewise.money import round_minor_units
 from bundlewise.pricing.guardrails import (
@@ -98,6 +100,11 @@ class Objective:
                 raise ConfigError(f"objective weight `{name}`={value} must be finite and >= 0.")
         if self.profit + self.revenue <= 0:
             raise ConfigError("objective weights `profit` + `revenue` must be > 0.")
+
+    @classmethod
+    def from_config(cls, config: PricingConfig) -> Objective:
+        """The objective weights of a :class:`~bundlewise.config.PricingConfig`."""
+        return cls(config.objective_profit, config.objective_revenue, config.objective_surplus)
 
     @property
     def theta(self) -> float:
@@ -213,18 +220,31 @@ def _snap(
 
 
 def _fairness_window(
-    keys: Sequence[Any], center_of: FloatArray, band: float
+    keys: Sequence[Any],
+    lower: npt.NDArray[np.int64],
+    upper: npt.NDArray[np.int64],
+    p_star: FloatArray,
+    value: Callable[[FloatArray, npt.NDArray[np.int64]], FloatArray],
+    band: float,
+    n_candidates: int = 41,
 ) -> tuple[FloatArray, FloatArray]:
-    ratio = float(np.sqrt(1.0 + band))
+    """Per bundle, the window ``[t / (1 + band), t]`` that maximizes the summed objective when
+    each customer gets their optimum clipped to it (searched over ``n_candidates`` tops ``t``)."""
     groups: dict[Any, list[int]] = {}
     for k, key in enumerate(keys):
         groups.setdefault(key, []).append(k)
     lo = np.empty(len(keys))
     hi = np.empty(len(keys))
-    for rows in groups.values():
-        m = float(np.median(center_of[rows]))
-        lo[rows] = m / ratio
-        hi[rows] = m * ratio
+    for rows_list in groups.values():
+        rows = np.asarray(rows_list)
+        g_lo, g_hi = float(lower[rows].min()), float(upper[rows].max())
+        tops = np.linspace(g_lo, g_hi, n_candidates)
+        w_lo = np.maximum(tops / (1.0 + band), g_lo)
+        clipped = np.clip(p_star[rows][:, None], w_lo[None, :], tops[None, :])
+        clipped = np.clip(clipped, lower[rows][:, None], upper[rows][:, None])
+        best = int(np.argmax(value(clipped, rows).sum(axis=0)))
+        lo[rows] = tops[best] / (1.0 + band)
+        hi[rows] = tops[best]
     return lo, hi
 
 
@@ -332,12 +352,20 @@ def quote_prices(
         np.where(p_star < bounds.lower, bounds.lower_rule, OPTIMUM),
     ).astype(object)
     if fairness_band is not None and bundle_keys is not None and n:
-        center = np.clip(p_star, lower, upper)
         keys = [
             bk if f else (None, k)
             for k, (bk, f) in enumerate(zip(bundle_keys, feasible, strict=True))
         ]
-        w_lo, w_hi = _fairness_window(keys, center, fairness_band)
+        w_lo, w_hi = _fairness_window(
+            keys,
+            lower,
+            upper,
+            p_star,
+            lambda p, rows: _value(
+                p, K0[rows, None], A0[rows, None], S[rows, None], a_[rows, None], beta[rows, None]
+            ),
+            fairness_band,
+        )
         new_lo = np.maximum(lower, np.ceil(np.round(w_lo, 6)).astype(np.int64))
         new_hi = np.minimum(upper, np.floor(np.round(w_hi, 6)).astype(np.int64))
         empty = new_lo > new_hi  # windows too narrow to hold a whole minor unit
