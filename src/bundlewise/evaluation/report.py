@@ -255,4 +255,42 @@ def build_evaluation_report(youshu: dict[str, Any] | None, retail: dict[str, Any
     )
 
 
-__all__ = ["build_evaluation_report", "build_report"]
+def build_simulation_report(result: dict[str, Any]) -> str:
+    """Render the pricing simulation (see :func:`bundlewise.evaluation.pricing_track`)."""
+    plots: dict[str, str] = {}
+    curve = result["noise_curve"]
+    if len(curve["noise"]) > 1:
+        fig, ax = plt.subplots(figsize=(7.2, 3.6))
+        for name, values in curve["pct_of_B"].items():
+            if len(values) == len(curve["noise"]) and not name.startswith("A:"):
+                style = "-o" if name == "bundlewise" else "--"
+                ax.plot(
+                    curve["noise"], values, style, label=name, linewidth=2 if style == "-o" else 1
+                )
+        ax.set_xlabel("noise in the engine's estimate of each shopper's price level (sd, log)")
+        ax.set_ylabel("profit, % of bound B")
+        ax.set_title("Profit vs estimation noise")
+        ax.legend(fontsize=7)
+        plots["noise"] = _png(fig)
+    samples = result["scenarios"][0].get("price_samples", {})
+    fig, ax = plt.subplots(figsize=(7.2, 3.6))
+    names = list(samples)
+    if names:
+        ax.boxplot([samples[n] or [np.nan] for n in names], vert=False, whis=(5, 95))
+        ax.set_yticks(range(1, len(names) + 1), [n[:48] for n in names], fontsize=7)
+    ax.set_xlabel("bundlewise price / list total (one seed, default scenario)")
+    ax.set_title("Personalized price distribution per bundle")
+    plots["prices"] = _png(fig)
+    template_text = (resources.files("bundlewise") / "templates" / "simulation.html.j2").read_text(
+        encoding="utf-8"
+    )
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(template_text).render(
+        version=__version__,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        result=result,
+        plots=plots,
+    )
+
+
+__all__ = ["build_evaluation_report", "build_report", "build_simulation_report"]

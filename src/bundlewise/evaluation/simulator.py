@@ -729,8 +729,13 @@ def simulate(
     pricing: PricingConfig | None = None,
     with_milp: bool = True,
     engine_opportunity: bool = True,
+    price_samples: dict[str, list[float]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Run every policy on the same simulated shoppers; returns metrics per policy."""
+    """Run every policy on the same simulated shoppers; returns metrics per policy.
+
+    When ``price_samples`` is given, bundlewise's bundle prices (as a share of the list total)
+    are stored in it per bundle, for plots.
+    """
     config = pricing or PricingConfig()
     guardrails = Guardrails.from_config(config)
     results = {name: PolicyResult() for name in POLICIES}
@@ -805,6 +810,9 @@ def simulate(
             opportunity_cost_minor=fit.opportunity(s_hat) if engine_opportunity else None,
         )
         ours = np.where(quotes.is_feasible, quotes.price_minor, np.nan).astype(np.float64)
+        if price_samples is not None:
+            name = " + ".join(market.bundle.titles)
+            price_samples[name] = (ours[~np.isnan(ours)] / list_total).round(4).tolist()
         results[OURS].add(
             choose(test.values, Menu(comp, ours), costs), bundle_option, list_total, ours
         )
@@ -849,13 +857,27 @@ def run_scenario(
     with_milp: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Fit the markets, run every seed, and summarize paired ratios with 95% intervals."""
+    """Fit the markets, run every seed, and summarize paired ratios with 95% intervals.
+
+    The result also holds bundlewise's prices per bundle (share of the list total) of the
+    first seed, under ``price_samples``.
+    """
     markets = [fit_market(b, scenario) for b in bundles]
     runs = []
-    for seed in seeds:
+    samples: dict[str, list[float]] = {}
+    for j, seed in enumerate(seeds):
         if progress:
             progress(f"{scenario.name}: seed {seed}")
-        runs.append(simulate(markets, scenario, seed, pricing, with_milp))
+        runs.append(
+            simulate(
+                markets,
+                scenario,
+                seed,
+                pricing,
+                with_milp,
+                price_samples=samples if j == 0 else None,
+            )
+        )
     policies = list(runs[0])
     summary: dict[str, Any] = {}
     for name in policies:
@@ -888,6 +910,7 @@ def run_scenario(
             for mk in markets
         ],
         "policies": summary,
+        "price_samples": samples,
     }
 
 
