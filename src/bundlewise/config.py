@@ -262,6 +262,12 @@ class PricingConfig:
     rank_by
         How a customer's offers are ordered: ``expected_profit`` (of the priced offer) or
         ``score`` (the interest score).
+    sensitivity_source
+        ``estimated``: each customer's segment sensitivity estimated from observed prices and
+        purchases, shrunk toward ``sensitivity_prior`` (:mod:`bundlewise.pricing.estimation`);
+        ``prior``: ``sensitivity_prior`` for everyone.
+    sensitivity_prior_sd
+        Standard deviation of the prior the estimates are shrunk toward.
     """
 
     min_margin: float = 0.10
@@ -279,6 +285,8 @@ class PricingConfig:
     discount_budget: float = -1.0
     segment_only: bool = False
     rank_by: str = "expected_profit"
+    sensitivity_source: str = "estimated"
+    sensitivity_prior_sd: float = 4.0
 
     def __post_init__(self) -> None:
         for name in ("objective_profit", "objective_revenue", "objective_surplus"):
@@ -292,6 +300,12 @@ class PricingConfig:
         if not isinstance(self.segment_only, bool):
             raise ConfigError(
                 f"`pricing.segment_only` must be true or false, got {self.segment_only!r}."
+            )
+        _check_range("pricing.sensitivity_prior_sd", self.sensitivity_prior_sd, 1e-6, 1e3)
+        if self.sensitivity_source not in ("estimated", "prior"):
+            raise ConfigError(
+                f"`pricing.sensitivity_source`={self.sensitivity_source!r}; "
+                "expected 'estimated' or 'prior'."
             )
         if self.rank_by not in ("expected_profit", "score"):
             raise ConfigError(

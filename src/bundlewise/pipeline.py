@@ -5,6 +5,7 @@ The CLI and (later) the HTTP server are thin wrappers over these functions.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +29,7 @@ from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
 from bundlewise.mining import PairMiner
 from bundlewise.money import from_minor_units
+from bundlewise.pricing.estimation import estimate_price_response, response_table
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class TrainResult:
     n_cost_assumed: int
     timings: dict[str, float] = field(default_factory=dict)
     n_cold_start_items: int = 0
+    price_response: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -115,21 +119,46 @@ def train(
     miner = PairMiner.from_config(config.mining).fit(lines)
     timings["mine"] = time.perf_counter() - start
 
+    response = None
+    if config.pricing.sensitivity_source == "estimated":
+        progress("price response")
+        start = time.perf_counter()
+        response = estimate_price_response(
+            lines,
+            prior=config.pricing.sensitivity_prior,
+            prior_sd=config.pricing.sensitivity_prior_sd,
+        )
+        timings["price response"] = time.perf_counter() - start
+
     progress("personalize")
     start = time.perf_counter()
+    # Ranking by expected profit picks the best of twice as many candidates per customer.
+    by_profit = config.pricing.rank_by == "expected_profit"
+    composer = (
+        dataclasses.replace(config.composer, n_offers=2 * config.composer.n_offers)
+        if by_profit
+        else config.composer
+    )
     if config.composer.method == "beam":
         candidates = compose_beam_candidates(
-            lines, miner.pairs_, config.composer, customer_ids=[ANONYMOUS]
+            lines, miner.pairs_, composer, customer_ids=[ANONYMOUS]
         )
     else:
         candidates = compose_candidates(
-            lines, miner.pairs_, miner.partners_, config.composer, customer_ids=[ANONYMOUS]
+            lines, miner.pairs_, miner.partners_, composer, customer_ids=[ANONYMOUS]
         )
     timings["personalize"] = time.perf_counter() - start
 
     progress("price")
     start = time.perf_counter()
-    priced = price_offers(candidates, items, config.pricing, model_version=version)
+    priced = price_offers(
+        candidates,
+        items,
+        config.pricing,
+        model_version=version,
+        response=response,
+        keep=config.composer.n_offers,
+    )
     timings["price"] = time.perf_counter() - start
 
     cold = _cold_start(lines, items, miner)
@@ -144,6 +173,8 @@ def train(
     workspace.replace_table("partners", miner.partners_)
     workspace.replace_table("offers", priced.offers)
     workspace.replace_table("not_offered", priced.not_offered)
+    if response is not None:
+        workspace.replace_table("price_response", response_table(response))
     real = pc.not_equal(priced.offers.column("customer_id"), ANONYMOUS)
     n_customers = len(pc.unique(priced.offers.filter(real).column("customer_id")))
     result = TrainResult(
@@ -159,6 +190,7 @@ def train(
         ),
         timings=timings,
         n_cold_start_items=len(pc.unique(cold[0].column("item_id"))) if cold is not None else 0,
+        price_response=response.to_dict() if response is not None else {},
     )
     timings["store"] = time.perf_counter() - start
     workspace.replace_table(

@@ -25,7 +25,17 @@ from bundlewise.pricing import (
     intercept_for_acceptance,
     quote_prices,
 )
-from bundlewise.pricing.guardrails import LIST_TOTAL_CAP, MARGIN_FLOOR, MAX_DISCOUNT, OPTIMUM
+from bundlewise.pricing.estimation import ResponseFit
+from bundlewise.pricing.guardrails import (
+    DISCOUNT_BUDGET,
+    FAIRNESS_BAND,
+    LIST_TOTAL_CAP,
+    MARGIN_FLOOR,
+    MAX_DISCOUNT,
+    OPTIMUM,
+    SEGMENT_PRICE,
+)
+from bundlewise.pricing.optimizer import Objective
 
 OFFER_COLUMNS: tuple[str, ...] = (
     "offer_id",
@@ -70,10 +80,13 @@ class PricedOffers:
 
 
 _RULE_TEXT = {
-    OPTIMUM: "profit-optimal price",
+    OPTIMUM: "optimal price",
     LIST_TOTAL_CAP: "held at the list total (the optimal price would exceed it)",
     MAX_DISCOUNT: "at the discount cap (the optimal price would be lower)",
     MARGIN_FLOOR: "at the margin floor (the optimal price would be lower)",
+    FAIRNESS_BAND: "kept inside the bundle's fairness band across customers",
+    DISCOUNT_BUDGET: "raised to stay within the discount budget",
+    SEGMENT_PRICE: "one price for the customer's whole segment",
 }
 
 
@@ -87,6 +100,8 @@ def price_offers(
     items: pa.Table,
     config: PricingConfig | None = None,
     model_version: str = "dev",
+    response: ResponseFit | None = None,
+    keep: int | None = None,
 ) -> PricedOffers:
     """Price candidate bundles and explain each offer.
 
@@ -100,6 +115,10 @@ def price_offers(
         Guardrails and price-response prior.
     model_version
         Stored with each offer and part of its id.
+    response
+        Estimated sensitivities per customer segment; without it every offer uses the prior.
+    keep
+        Keep at most this many offers per customer (the best by ``config.rank_by``).
 
     Returns
     -------
@@ -152,7 +171,15 @@ def price_offers(
         table.column("cost_minor").to_numpy(zero_copy_only=False).astype(np.float64)
     ).astype(np.int64)
     usable = ~price_missing & (list_total > 0)
-    b = np.full(n, config.sensitivity_prior)
+    customer_ids = table.column("customer_id").to_pylist()
+    item_ids = table.column("item_ids").to_pylist()
+    if response is not None:
+        b = np.array([response.sensitivity_of(c) for c in customer_ids], dtype=np.float64)
+        segment_of = [response.customer_segment.get(c, "unknown") for c in customer_ids]
+    else:
+        b = np.full(n, config.sensitivity_prior)
+        segment_of = ["all"] * n
+    bundle_keys = [tuple(sorted(ids)) for ids in item_ids]
     accept_at_list = acceptance_at_list_from_score(
         table.column("score_quantile").to_numpy(zero_copy_only=False),
         config.accept_at_list_low,
@@ -165,11 +192,16 @@ def price_offers(
         a,
         b,
         Guardrails.from_config(config),
+        objective=Objective.from_config(config),
+        bundle_keys=bundle_keys,
+        fairness_band=config.fairness_band if config.fairness_band >= 0 else None,
+        discount_budget_minor=(
+            config.discount_budget * 100 if config.discount_budget >= 0 else None
+        ),
+        segments=segment_of if config.segment_only else None,
     )
     offered = usable & quotes.is_feasible
 
-    customer_ids = table.column("customer_id").to_pylist()
-    item_ids = table.column("item_ids").to_pylist()
     titles = table.column("titles").to_pylist()
     sources = table.column("source").to_pylist()
     anchors = table.column("anchor_id").to_pylist()
@@ -211,7 +243,8 @@ def price_offers(
         reasons.append(
             f"{why}. Price {format_money(int(quotes.price_minor[k]), currencies[k])} vs list "
             f"{format_money(int(list_total[k]), currencies[k])} ({discount_pct[k]:.0%} off): "
-            f"{_RULE_TEXT[str(quotes.binding_rule[k])]}; P(accept) {quotes.p_accept[k]:.2f}."
+            f"{_RULE_TEXT[str(quotes.binding_rule[k])]}; P(accept) {quotes.p_accept[k]:.2f} "
+            f"(price sensitivity {b[k]:.2f}, {segment_of[k]} segment)."
         )
 
     mask = pa.array(offered)
@@ -238,15 +271,25 @@ def price_offers(
             "model_version": pa.array([model_version] * n, pa.string()),
         }
     ).filter(mask)
-    # Re-rank after dropping infeasible candidates so ranks stay 1..k per customer.
+    # Re-rank after dropping infeasible candidates so ranks stay 1..k per customer; by expected
+    # profit (ties: the composer's order) or by the composer's order alone.
+    order = (
+        "expected_profit_minor DESC, offer_rank"
+        if config.rank_by == "expected_profit"
+        else "offer_rank"
+    )
     if offers.num_rows:
         con = _sql.connect()
         try:
             con.register("o", offers)
-            offers = con.sql(
+            ranked = con.sql(
                 "SELECT * REPLACE (CAST(row_number() OVER (PARTITION BY customer_id "
-                "ORDER BY offer_rank) AS INTEGER) AS offer_rank) FROM o "
-                "ORDER BY customer_id, offer_rank"
+                f"ORDER BY {order}) AS INTEGER) AS offer_rank) FROM o"
+            ).to_arrow_table()
+            con.register("ranked", ranked)
+            limit = "" if keep is None else f"WHERE offer_rank <= {int(keep)}"
+            offers = con.sql(
+                f"SELECT * FROM ranked {limit} ORDER BY customer_id, offer_rank"
             ).to_arrow_table()
         finally:
             con.close()

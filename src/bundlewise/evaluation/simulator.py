@@ -233,7 +233,11 @@ def scenario_grid(base: Scenario | None = None) -> list[Scenario]:
     b = base or Scenario()
     grid = [b]
     grid += [replace(b, name=f"noise {v}", noise=v) for v in (0.0, 0.1, 0.4, 0.8) if v != b.noise]
-    grid += [replace(b, name=f"correlation {v}", correlation=v) for v in (0.0, 0.6)]
+    grid += [
+        replace(b, name=f"correlation {v}", correlation=v)
+        for v in (0.0, 0.6)
+        if v != b.correlation
+    ]
     grid += [
         replace(b, name=f"complementarity {v}", complementarity=v)
         for v in (0.0, 0.4)
@@ -536,8 +540,8 @@ def fit_logit(x: FloatArray, y: FloatArray, ridge: float = 1e-3) -> FloatArray:
     >>> rng = np.random.default_rng(0)
     >>> x = np.column_stack([np.ones(20000), rng.normal(size=20000)])
     >>> y = (rng.random(20000) < 1 / (1 + np.exp(-(0.5 - 2.0 * x[:, 1])))).astype(float)
-    >>> fit_logit(x, y).round(1).tolist()
-    [0.5, -2.0]
+    >>> bool(np.allclose(fit_logit(x, y), [0.5, -2.0], atol=0.1))
+    True
     """
     theta = np.zeros(x.shape[1])
     for _ in range(50):

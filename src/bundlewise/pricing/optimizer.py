@@ -238,7 +238,8 @@ def _fairness_window(
     for rows_list in groups.values():
         rows = np.asarray(rows_list)
         g_lo, g_hi = float(lower[rows].min()), float(upper[rows].max())
-        tops = np.linspace(g_lo, g_hi, n_candidates)
+        # A window narrower than the band is never better than the full-width one it lies in.
+        tops = np.linspace(min(g_lo * (1.0 + band), g_hi), g_hi, n_candidates)
         w_lo = np.maximum(tops / (1.0 + band), g_lo)
         clipped = np.clip(p_star[rows][:, None], w_lo[None, :], tops[None, :])
         clipped = np.clip(clipped, lower[rows][:, None], upper[rows][:, None])
