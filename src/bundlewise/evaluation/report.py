@@ -162,10 +162,27 @@ def build_report(
         plots["p_accept"] = _hist(p_accept, "Acceptance probability at the offered price", "P")
         plots["rules"] = _bars(dict(rules), "Which rule set the price")
     pricing = config.pricing
+    train = train_result.to_dict()
+    response = train.get("price_response") or None
+    response_plot = None
+    bins = (response or {}).get("calibration", {}).get("reliability", [])
+    if bins:
+        fig, ax = plt.subplots(figsize=(4.4, 4.0))
+        pred = [b["predicted"] for b in bins]
+        obs = [b["observed"] for b in bins]
+        top = max(max(pred), max(obs)) * 1.05
+        ax.plot([0, top], [0, top], ":", color="#888")
+        ax.plot(pred, obs, "o-")
+        ax.set_xlabel("predicted P(buy)")
+        ax.set_ylabel("observed share")
+        ax.set_title("Reliability on held-out weeks")
+        response_plot = _png(fig)
     context = {
+        "response": response,
+        "response_plot": response_plot,
         "version": __version__,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "train": train_result.to_dict(),
+        "train": train,
         "cleaning": [r.to_dict() for r in cleaning_reports],
         "n_offers": personal.num_rows,
         "n_customers": len(set(personal.column("customer_id").to_pylist())),
