@@ -293,7 +293,7 @@ def build_simulation_report(result: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(7.2, 3.6))
     names = list(samples)
     if names:
-        ax.boxplot([samples[n] or [np.nan] for n in names], vert=False, whis=(5, 95))
+        ax.boxplot([samples[n] or [np.nan] for n in names], orientation="horizontal", whis=(5, 95))
         ax.set_yticks(range(1, len(names) + 1), [n[:48] for n in names], fontsize=7)
     ax.set_xlabel("bundlewise price / list total (one seed, default scenario)")
     ax.set_title("Personalized price distribution per bundle")
