@@ -6,7 +6,6 @@ result into text tables (library code never prints).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from bundlewise.config import Config, PricingConfig
-from bundlewise.data import Workspace
 from bundlewise.evaluation.simulator import (
     B_BOUND,
     NON_PERSONALIZED,
@@ -26,6 +24,7 @@ from bundlewise.evaluation.simulator import (
     scenario_grid,
     with_titles,
 )
+from bundlewise.evaluation.tracks import ingested_tables
 
 
 def pricing_track(
@@ -43,12 +42,7 @@ def pricing_track(
     The exact mixed-bundling MILP runs in the default scenario only (it is slow and its
     result does not depend on the engine's noise).
     """
-    config = config or Config()
-    with tempfile.TemporaryDirectory() as tmp:
-        workspace = Workspace(tmp)
-        workspace.ingest(orders, config)
-        order_lines = workspace.table("order_lines")
-        titles_table = workspace.table("items")
+    order_lines, titles_table = ingested_tables(orders, config or Config())
     titles = dict(
         zip(
             titles_table.column("item_id").to_pylist(),

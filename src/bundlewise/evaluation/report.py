@@ -177,11 +177,9 @@ def build_report(
         ax.set_ylabel("observed share")
         ax.set_title("Reliability on held-out weeks")
         response_plot = _png(fig)
-    context = {
+    context: dict[str, Any] = {
         "response": response,
         "response_plot": response_plot,
-        "version": __version__,
-        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "train": train,
         "cleaning": [r.to_dict() for r in cleaning_reports],
         "n_offers": personal.num_rows,
@@ -205,11 +203,7 @@ def build_report(
         "examples": personal.slice(0, 10).to_pylist(),
         "format_money": format_money,
     }
-    template_text = (resources.files("bundlewise") / "templates" / "report.html.j2").read_text(
-        encoding="utf-8"
-    )
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(template_text).render(**context)
+    return _render("report.html.j2", **context)
 
 
 def _grouped_bars(
@@ -225,6 +219,17 @@ def _grouped_bars(
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     return _png(fig)
+
+
+def _render(template: str, **context: Any) -> str:
+    """Render a packaged template with the version and generation time added."""
+    text = (resources.files("bundlewise") / "templates" / template).read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(text).render(
+        version=__version__,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        **context,
+    )
 
 
 def build_evaluation_report(youshu: dict[str, Any] | None, retail: dict[str, Any] | None) -> str:
@@ -259,17 +264,7 @@ def build_evaluation_report(youshu: dict[str, Any] | None, retail: dict[str, Any
                 "Cold start: partners of products first sold after the cutoff",
                 "share of products",
             )
-    template_text = (resources.files("bundlewise") / "templates" / "evaluation.html.j2").read_text(
-        encoding="utf-8"
-    )
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(template_text).render(
-        version=__version__,
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        youshu=youshu,
-        retail=retail,
-        plots=plots,
-    )
+    return _render("evaluation.html.j2", youshu=youshu, retail=retail, plots=plots)
 
 
 def build_simulation_report(result: dict[str, Any]) -> str:
@@ -298,16 +293,7 @@ def build_simulation_report(result: dict[str, Any]) -> str:
     ax.set_xlabel("bundlewise price / list total (one seed, default scenario)")
     ax.set_title("Personalized price distribution per bundle")
     plots["prices"] = _png(fig)
-    template_text = (resources.files("bundlewise") / "templates" / "simulation.html.j2").read_text(
-        encoding="utf-8"
-    )
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(template_text).render(
-        version=__version__,
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        result=result,
-        plots=plots,
-    )
+    return _render("simulation.html.j2", result=result, plots=plots)
 
 
 __all__ = ["build_evaluation_report", "build_report", "build_simulation_report"]

@@ -234,9 +234,7 @@ def scenario_grid(base: Scenario | None = None) -> list[Scenario]:
     grid = [b]
     grid += [replace(b, name=f"noise {v}", noise=v) for v in (0.0, 0.1, 0.4, 0.8) if v != b.noise]
     grid += [
-        replace(b, name=f"correlation {v}", correlation=v)
-        for v in (0.0, 0.6)
-        if v != b.correlation
+        replace(b, name=f"correlation {v}", correlation=v) for v in (0.0, 0.6) if v != b.correlation
     ]
     grid += [
         replace(b, name=f"complementarity {v}", complementarity=v)

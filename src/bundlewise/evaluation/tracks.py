@@ -69,6 +69,14 @@ def youshu_track(
     }
 
 
+def ingested_tables(orders: str | Path, config: Config) -> tuple[pa.Table, pa.Table]:
+    """The cleaned ``order_lines`` and ``items`` of an orders file (via a temporary workspace)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Workspace(tmp)
+        workspace.ingest(orders, config)
+        return workspace.table("order_lines"), workspace.table("items")
+
+
 def retail_track(
     orders: str | Path,
     cutoff: datetime,
@@ -79,11 +87,7 @@ def retail_track(
 ) -> dict[str, Any]:
     """Next-orders bundle hits of bundlewise vs the baselines, and the cold-start figure."""
     config = config or Config()
-    with tempfile.TemporaryDirectory() as tmp:
-        workspace = Workspace(tmp)
-        workspace.ingest(orders, config)
-        lines = workspace.table("order_lines")
-        items = workspace.table("items")
+    lines, items = ingested_tables(orders, config)
     split = temporal_split(lines, cutoff, test_weeks)
     baskets = customer_test_baskets(split)
     customers = sorted(baskets)
