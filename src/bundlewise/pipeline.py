@@ -175,6 +175,15 @@ def train(
     workspace.replace_table("not_offered", priced.not_offered)
     if response is not None:
         workspace.replace_table("price_response", response_table(response))
+        workspace.replace_table(
+            "customer_segments",
+            pa.table(
+                {
+                    "customer_id": pa.array(list(response.customer_segment), pa.string()),
+                    "segment": pa.array(list(response.customer_segment.values()), pa.string()),
+                }
+            ),
+        )
     real = pc.not_equal(priced.offers.column("customer_id"), ANONYMOUS)
     n_customers = len(pc.unique(priced.offers.filter(real).column("customer_id")))
     result = TrainResult(

@@ -1,0 +1,301 @@
+"""An in-memory snapshot of a trained workspace, built for fast lookups while serving.
+
+Everything a request needs is precomputed at load: each customer's ranked offers with their
+explanations (the history items behind them, the co-purchase evidence of every pair, the price
+response, the binding guardrail, the personalized-price disclosure), each item's bundle partners,
+and the catalog for quotes. The app swaps snapshots atomically on reload.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from bundlewise.config import Config
+from bundlewise.data import Workspace
+from bundlewise.exceptions import WorkspaceError
+from bundlewise.money import format_money
+from bundlewise.pipeline import ANONYMOUS
+from bundlewise.pricing import (
+    Guardrails,
+    intercept_for_acceptance,
+    quote_prices,
+)
+from bundlewise.pricing.optimizer import Objective
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    item_id: str
+    title: str
+    list_price_minor: int | None
+    unit_cost_minor: int | None
+    currency: str
+
+
+@dataclass
+class Snapshot:
+    """What the server answers from; immutable once built."""
+
+    model_version: str
+    offers: dict[str, list[dict[str, Any]]]
+    partners: dict[str, list[dict[str, Any]]]
+    items: dict[str, CatalogItem]
+    segments: dict[str, str]
+    sensitivity: dict[str, float]
+    config: Config
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def n_customers(self) -> int:
+        return sum(1 for c in self.offers if c != ANONYMOUS)
+
+    def customer_offers(self, customer_id: str, n: int) -> tuple[list[dict[str, Any]], bool]:
+        """Offers of a customer (popular ones when unknown) and whether they are personal."""
+        mine = self.offers.get(customer_id)
+        if mine:
+            return mine[:n], True
+        return self.offers.get(ANONYMOUS, [])[:n], False
+
+    def quote(self, customer_id: str | None, item_ids: list[str]) -> dict[str, Any]:
+        """Price one bundle for one customer (the customer's segment sensitivity, mid appeal).
+
+        Raises
+        ------
+        KeyError
+            For an unknown item id (the message names it).
+        ValueError
+            When an item has no list price.
+        """
+        missing = [i for i in item_ids if i not in self.items]
+        if missing:
+            raise KeyError(f"unknown item id(s): {', '.join(missing)}")
+        rows = [self.items[i] for i in item_ids]
+        if any(r.list_price_minor is None for r in rows):
+            raise ValueError(
+                "no list price for item(s): "
+                + ", ".join(r.item_id for r in rows if r.list_price_minor is None)
+            )
+        pricing = self.config.pricing
+        list_total = sum(int(r.list_price_minor or 0) for r in rows)
+        cost = sum(
+            r.unit_cost_minor
+            if r.unit_cost_minor is not None
+            else round((r.list_price_minor or 0) * pricing.assumed_cost_share)
+            for r in rows
+        )
+        segment = self.segments.get(customer_id or "", "unknown")
+        b = self.sensitivity.get(segment, pricing.sensitivity_prior)
+        accept_at_list = float(np.sqrt(pricing.accept_at_list_low * pricing.accept_at_list_high))
+        a = float(intercept_for_acceptance(accept_at_list, b))
+        q = quote_prices(
+            [list_total],
+            [cost],
+            [a],
+            [b],
+            Guardrails.from_config(pricing),
+            objective=Objective.from_config(pricing),
+        )
+        currency = rows[0].currency
+        evidence = _pair_evidence(item_ids, self.partners)
+        if not q.is_feasible[0]:
+            return {
+                "item_ids": item_ids,
+                "feasible": False,
+                "reason": (
+                    f"no feasible price: cost {format_money(cost, currency)} x (1 + min_margin "
+                    f"{pricing.min_margin}) exceeds the list total "
+                    f"{format_money(list_total, currency)}"
+                ),
+            }
+        price = int(q.price_minor[0])
+        return {
+            "item_ids": item_ids,
+            "titles": [r.title for r in rows],
+            "feasible": True,
+            "currency": currency,
+            "list_total_minor": list_total,
+            "cost_minor": cost,
+            "is_cost_assumed": any(r.unit_cost_minor is None for r in rows),
+            "price_minor": price,
+            "discount_minor": list_total - price,
+            "discount_pct": (list_total - price) / list_total,
+            "p_accept": float(q.p_accept[0]),
+            "expected_profit_minor": float(q.expected_profit_minor[0]),
+            "binding_rule": str(q.binding_rule[0]),
+            "explanation": {
+                "history_items": [],
+                "pairs": evidence,
+                "price_response": {
+                    "segment": segment,
+                    "sensitivity": b,
+                    "accept_at_list": accept_at_list,
+                },
+                "binding_rule": str(q.binding_rule[0]),
+                "personalized_price": customer_id is not None,
+                "compared_with_list_total_minor": list_total,
+            },
+        }
+
+
+def _pair_evidence(
+    item_ids: list[str], partners: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    out = []
+    for j, a in enumerate(item_ids):
+        by_partner = {p["item_id"]: p for p in partners.get(a, [])}
+        for b in item_ids[j + 1 :]:
+            p = by_partner.get(b)
+            out.append(
+                {
+                    "item_a": a,
+                    "item_b": b,
+                    "orders_together": p["orders_together"] if p else 0,
+                    "lift_shrunk": p["lift_shrunk"] if p else None,
+                    "npmi": p["npmi"] if p else None,
+                }
+            )
+    return out
+
+
+def _offer_rows(workspace: Workspace) -> list[dict[str, Any]]:
+    """Offers with the customer's history of each bundle item and every pair's evidence."""
+    with workspace.connect(read_only=True) as con:
+        names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        if "runs" not in names or "offers" not in names:
+            raise WorkspaceError(
+                f"no trained model in {workspace.path}: run `bundlewise train` first."
+            )
+        rows = con.sql(
+            """
+            WITH exploded AS (
+                SELECT o.offer_id, o.customer_id, u.item_id
+                FROM offers o, unnest(o.item_ids) AS u(item_id)
+            ), hist AS (
+                SELECT e.offer_id, list({'item_id': e.item_id, 'orders': h.n}
+                                        ORDER BY h.n DESC, e.item_id) AS history
+                FROM exploded e JOIN (
+                    SELECT customer_id, item_id, count(DISTINCT order_id) AS n
+                    FROM order_lines GROUP BY 1, 2
+                ) h ON h.customer_id = e.customer_id AND h.item_id = e.item_id
+                GROUP BY e.offer_id
+            ), pairs_of AS (
+                SELECT a.offer_id, a.item_id AS item_a, b.item_id AS item_b
+                FROM exploded a JOIN exploded b
+                  ON a.offer_id = b.offer_id AND a.customer_id = b.customer_id
+                 AND a.item_id < b.item_id
+            ), ev AS (
+                SELECT p.offer_id,
+                       list({'item_a': p.item_a, 'item_b': p.item_b,
+                             'orders_together': coalesce(s.n_ab, 0),
+                             'lift_shrunk': s.lift_shrunk, 'npmi': s.npmi}
+                            ORDER BY p.item_a, p.item_b) AS pairs
+                FROM (SELECT DISTINCT * FROM pairs_of) p
+                LEFT JOIN pair_stats s ON s.item_a = p.item_a AND s.item_b = p.item_b
+                GROUP BY p.offer_id
+            )
+            SELECT o.*, h.history, e.pairs
+            FROM offers o LEFT JOIN hist h USING (offer_id) LEFT JOIN ev e USING (offer_id)
+            ORDER BY o.customer_id, o.offer_rank
+            """
+        ).to_arrow_table()
+    out: list[dict[str, Any]] = rows.to_pylist()
+    return out
+
+
+def _table_or_empty(workspace: Workspace, name: str) -> pa.Table | None:
+    try:
+        return workspace.table(name)
+    except KeyError:
+        return None
+
+
+def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot:
+    """Build a :class:`Snapshot` from a trained workspace.
+
+    Raises
+    ------
+    WorkspaceError
+        If the workspace is missing or has no trained model.
+    """
+    config = config or Config()
+    workspace = Workspace(workspace_path)
+    if not workspace.db_path.exists():
+        raise WorkspaceError(f"no workspace at {workspace.path}: run `bundlewise ingest` first.")
+    rows = _offer_rows(workspace)
+    sensitivity: dict[str, float] = {}
+    response = _table_or_empty(workspace, "price_response")
+    if response is not None and config.pricing.sensitivity_source == "estimated":
+        sensitivity = dict(
+            zip(
+                response.column("segment").to_pylist(),
+                response.column("posterior").to_pylist(),
+                strict=True,
+            )
+        )
+    segments_table = _table_or_empty(workspace, "customer_segments")
+    segments = (
+        dict(
+            zip(
+                segments_table.column("customer_id").to_pylist(),
+                segments_table.column("segment").to_pylist(),
+                strict=True,
+            )
+        )
+        if segments_table is not None
+        else {}
+    )
+    offers: dict[str, list[dict[str, Any]]] = {}
+    model_version = ""
+    for r in rows:
+        model_version = r["model_version"]
+        list_total = int(r["list_total_minor"])
+        segment = segments.get(r["customer_id"], "unknown")
+        r["explanation"] = {
+            "history_items": r.pop("history") or [],
+            "pairs": r.pop("pairs") or [],
+            "price_response": {
+                "segment": segment,
+                "sensitivity": sensitivity.get(segment, config.pricing.sensitivity_prior),
+            },
+            "binding_rule": r["binding_rule"],
+            "personalized_price": r["customer_id"] != ANONYMOUS,
+            "compared_with_list_total_minor": list_total,
+            "text": r["reason"],
+        }
+        offers.setdefault(r["customer_id"], []).append(r)
+    partners: dict[str, list[dict[str, Any]]] = {}
+    with workspace.connect(read_only=True) as con:
+        for item_id, partner_id, n_ab, lift, npmi in con.execute(
+            "SELECT item_id, partner_id, n_ab, lift_shrunk, npmi FROM partners "
+            "WHERE rank <= 20 ORDER BY item_id, rank"
+        ).fetchall():
+            partners.setdefault(item_id, []).append(
+                {
+                    "item_id": partner_id,
+                    "orders_together": int(n_ab),
+                    "lift_shrunk": float(lift),
+                    "npmi": float(npmi),
+                }
+            )
+        item_rows = con.execute(
+            "SELECT item_id, coalesce(title, item_id), list_price_minor, unit_cost_minor, "
+            "coalesce(currency, 'GBP') FROM items"
+        ).fetchall()
+    items = {r[0]: CatalogItem(*r) for r in item_rows}
+    return Snapshot(
+        model_version=model_version,
+        offers=offers,
+        partners=partners,
+        items=items,
+        segments=segments,
+        sensitivity=sensitivity,
+        config=config,
+    )
+
+
+__all__ = ["CatalogItem", "Snapshot", "load_snapshot"]
