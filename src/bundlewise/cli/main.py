@@ -419,6 +419,103 @@ def simulate(
     console.print(f"Wrote {out / 'simulation.json'} and {out / 'simulation.html'}")
 
 
+keys_app = typer.Typer(help="Manage API keys of the HTTP server (stored hashed).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[
+        list[str], typer.Option(help="Scopes: read (offers, quotes, feedback), admin (reload).")
+    ],
+    label: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    keys_file: Annotated[
+        Path | None, typer.Option(help="Key file (default: in the workspace).")
+    ] = None,
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from bundlewise.serving.keys import KeyStore
+
+    with _errors():
+        store = KeyStore(keys_file or workspace / "api_keys.json")
+        key = store.create(tuple(scope), label)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    keys_file: Annotated[
+        Path | None, typer.Option(help="Key file (default: in the workspace).")
+    ] = None,
+) -> None:
+    """List key ids, scopes and labels (never the keys)."""
+    from bundlewise.serving.keys import KeyStore
+
+    with _errors():
+        store = KeyStore(keys_file or workspace / "api_keys.json")
+    for r in store.records():
+        typer.echo(f"{r.key_id}\t{','.join(r.scopes)}\t{r.label}\t{r.created}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (second part of the key).")],
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    keys_file: Annotated[
+        Path | None, typer.Option(help="Key file (default: in the workspace).")
+    ] = None,
+) -> None:
+    """Revoke a key (takes effect on the server's next reload or restart)."""
+    from bundlewise.serving.keys import KeyStore
+
+    with _errors():
+        if not KeyStore(keys_file or workspace / "api_keys.json").revoke(key_id):
+            raise BundlewiseError(f"no key with id {key_id!r}.")
+    typer.echo(f"revoked {key_id}")
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    feedback_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the feedback store (default: SQLite in the workspace)."
+        ),
+    ] = None,
+    keys_file: Annotated[
+        Path | None, typer.Option(help="Key file (default: in the workspace).")
+    ] = None,
+    rate_limit: Annotated[int, typer.Option(min=1, help="Requests per minute per key.")] = 6000,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML config.")] = None,
+) -> None:
+    """Serve offers, quotes, feedback and the dashboard (/dashboard) over HTTP.
+
+    Needs a trained workspace and an API key (`bundlewise keys create --scope read`).
+    OpenAPI docs at /docs; metrics at /metrics; health at /health.
+    """
+    import uvicorn
+
+    from bundlewise.serving.app import create_app
+    from bundlewise.serving.settings import ServeSettings
+
+    with _errors():
+        settings = ServeSettings(
+            workspace=workspace,
+            feedback_url=feedback_url,
+            keys_file=keys_file,
+            rate_limit_per_minute=rate_limit,
+        )
+        if not (workspace / "bundlewise.duckdb").exists():
+            raise BundlewiseError(f"no workspace at {workspace}: run `bundlewise train` first.")
+        application = create_app(settings, _config(config_file))
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
 @app.callback(invoke_without_command=True)
 def _main(
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,

@@ -14,8 +14,9 @@ with an appeal :math:`\\alpha_{is}` per item and one sensitivity :math:`b_s` per
 Fitted by maximum likelihood (block Newton: all :math:`\\alpha` given :math:`b`, then :math:`b`);
 the standard error of :math:`b_s` comes from the profile information with the :math:`\\alpha`
 profiled out. Each :math:`b_s` is then shrunk toward the configured prior
-:math:`N(b_0, \\tau^2)` (precision weighting); a segment with too few items whose price varied
-keeps the prior.
+:math:`N(b_0, \\tau^2)` (precision weighting); a segment with too few items whose price varied,
+or whose estimate is not credibly positive (``estimate - 2 se <= 0``: a price response of the
+wrong sign is confounding, such as quantity-tier prices, not demand), keeps the prior.
 
 Segments are tiers of the customer's median order value in the training weeks (small, medium,
 large buyers); no protected attribute is used. A week's price of an item is the median unit
@@ -212,8 +213,10 @@ def fit_binomial_logit(
 ) -> tuple[FloatArray, float, float]:
     """Maximum likelihood of ``k ~ Binomial(n, sigmoid(alpha[item] - b * rel))``.
 
-    A weak ridge ``ridge * (alpha - mean)^2 / 2`` keeps items that were never bought in a
-    segment finite. Returns ``(alpha, b, std_error_of_b)``.
+    A weak ridge ``ridge * (alpha - mean(alpha))^2 / 2`` keeps items that were never bought in a
+    segment finite. Fitted by Newton's method on all parameters jointly (the appeals' block of
+    the Hessian is diagonal, so each step costs one pass over the cells). Returns
+    ``(alpha, b, std_error_of_b)``.
 
     Examples
     --------
@@ -228,22 +231,38 @@ def fit_binomial_logit(
     """
     rate = float(np.clip(k.sum() / max(n.sum(), 1.0), 1e-6, 1 - 1e-6))
     alpha = np.full(n_items, math.log(rate / (1 - rate)) + rel.mean())
-    center = float(alpha.mean())
     b = 0.0
+
+    def objective(alpha_: FloatArray, b_: float) -> float:
+        eta = alpha_[item] - b_ * rel
+        ll = float((k * eta - n * np.logaddexp(0.0, eta)).sum())
+        return ll - 0.5 * ridge * float(((alpha_ - alpha_.mean()) ** 2).sum())
+
+    current = objective(alpha, b)
     for _ in range(n_iter):
-        for _ in range(3):
-            p = expit(alpha[item] - b * rel)
-            w = n * p * (1 - p)
-            grad = np.bincount(item, k - n * p, n_items) - ridge * (alpha - center)
-            hess = np.bincount(item, w, n_items) + ridge
-            alpha = alpha + grad / hess
+        # Newton step on (alpha, b): the Hessian's alpha block is diagonal, so the b step uses
+        # its Schur complement and the alpha steps follow; halved until the objective improves.
         p = expit(alpha[item] - b * rel)
         w = n * p * (1 - p)
-        grad_b = float(-(rel * (k - n * p)).sum())
-        hess_b = float((w * rel * rel).sum())
-        step = grad_b / max(hess_b, 1e-12)
-        b += step
-        if abs(step) < 1e-7:
+        g_a = np.bincount(item, k - n * p, n_items) - ridge * (alpha - alpha.mean())
+        g_b = float(-(rel * (k - n * p)).sum())
+        h_aa = np.bincount(item, w, n_items) + ridge
+        h_ab = -np.bincount(item, w * rel, n_items)
+        h_bb = float((w * rel * rel).sum())
+        schur = h_bb - float((h_ab**2 / h_aa).sum())
+        step_b = (g_b - float((h_ab * g_a / h_aa).sum())) / max(schur, 1e-12)
+        step_a = (g_a - h_ab * step_b) / h_aa
+        scale = 1.0
+        while scale > 1e-6:
+            trial = objective(alpha + scale * step_a, b + scale * step_b)
+            if trial >= current:
+                break
+            scale *= 0.5
+        alpha = alpha + scale * step_a
+        b += scale * step_b
+        improvement = trial - current
+        current = trial
+        if abs(step_b) * scale < 1e-8 or improvement < 1e-9 * (1.0 + abs(current)):
             break
     p = expit(alpha[item] - b * rel)
     w = n * p * (1 - p)
@@ -259,8 +278,8 @@ def shrink(estimate: float, std_error: float, prior: float, prior_sd: float) -> 
 
     Examples
     --------
-    >>> shrink(4.0, 1.0, 8.0, 1.0)
-    (6.0, 0.7071067811865476)
+    >>> [round(x, 4) for x in shrink(4.0, 1.0, 8.0, 1.0)]
+    [6.0, 0.7071]
     """
     if not math.isfinite(std_error) or std_error <= 0:
         return prior, prior_sd
@@ -304,6 +323,8 @@ def estimate_price_response(
         raise ValueError("order_lines has no dated rows to estimate a price response from.")
     end = max(v for v in ts.to_pylist() if v is not None) + timedelta(seconds=1)
     cutoff = end - timedelta(weeks=holdout_weeks) if holdout_weeks > 0 else end
+    if holdout_weeks > 0:  # start of that week (Monday), so no week straddles the cutoff
+        cutoff = datetime(cutoff.year, cutoff.month, cutoff.day) - timedelta(days=cutoff.weekday())
     panel = _panel(order_lines, cutoff, end)
     first_test = panel["first_test_week"]
     segments = []
@@ -328,11 +349,16 @@ def estimate_price_response(
             cells["item"][train], cells["rel"][train], cells["n"][train], cells["k"][train],
             n_items,
         )  # fmt: skip
-        post, post_sd = shrink(b, se, prior, prior_sd)
+        if b - 2.0 * se > 0:
+            post, post_sd = shrink(b, se, prior, prior_sd)
+            source = "data (shrunk toward the prior)"
+        else:  # a price response that is not credibly positive is confounding, not demand
+            post, post_sd = prior, prior_sd
+            source = "prior (the estimate is not credibly positive)"
         segments.append(
             SegmentSensitivity(
                 seg, counts[seg], varied, int(train.sum()), b, se, max(post, floor), post_sd,
-                "data (shrunk toward the prior)",
+                source,
             )
         )  # fmt: skip
         test = ~train
