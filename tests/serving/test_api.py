@@ -24,6 +24,7 @@ from bundlewise.data import Workspace
 from bundlewise.pricing import Guardrails, violated_rules
 from bundlewise.pricing.guardrails import BINDING_RULES
 from bundlewise.serving.app import create_app
+from bundlewise.serving.keys import KeyStore
 from bundlewise.serving.settings import ServeSettings
 from bundlewise.serving.store import FeedbackStore
 
@@ -99,6 +100,39 @@ def facts(trained_workspace: Path) -> Facts:
     )
 
 
+@dataclass(frozen=True)
+class Shared:
+    workspace: Path
+    keys_file: Path
+    read_key: str
+    admin_key: str
+    feedback_url: str
+
+
+@pytest.fixture(scope="module")
+def shared(trained_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Shared:
+    """Keys and a feedback store for the tests that leave no state behind (one app per module)."""
+    root = tmp_path_factory.mktemp("api")
+    store = KeyStore(root / "keys.json")
+    return Shared(
+        workspace=trained_workspace,
+        keys_file=root / "keys.json",
+        read_key=store.create(("read",), "storefront"),
+        admin_key=store.create(("read", "admin"), "ops"),
+        feedback_url=f"sqlite:///{root / 'feedback.db'}",
+    )
+
+
+@pytest.fixture(scope="module")
+def api(shared: Shared) -> Iterator[TestClient]:
+    """One app for the module; tests that count requests or events use ``client`` instead."""
+    settings = ServeSettings(
+        workspace=shared.workspace, feedback_url=shared.feedback_url, keys_file=shared.keys_file
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c
+
+
 def _key(served: ServedLike) -> dict[str, str]:
     return {"X-API-Key": served.read_key}
 
@@ -161,7 +195,7 @@ V1_ROUTES = [
 
 @pytest.mark.parametrize("route", range(len(V1_ROUTES)), ids=V1_ROUTES)
 def test_every_v1_route_needs_a_valid_key(
-    client: TestClient, served: ServedLike, facts: Facts, route: int
+    api: TestClient, shared: ServedLike, facts: Facts, route: int
 ) -> None:
     method, path, body = _v1_requests(facts)[route]
     wrong_keys = [
@@ -169,36 +203,34 @@ def test_every_v1_route_needs_a_valid_key(
         "",
         "not-a-key",
         "bw_deadbeef_secret",
-        served.read_key + "x",
-        served.read_key[:-1],
-        served.admin_key.replace("bw_", "bx_", 1),
+        shared.read_key + "x",
+        shared.read_key[:-1],
+        shared.admin_key.replace("bw_", "bx_", 1),
     ]
     for key in wrong_keys:
         headers = {} if key is None else {"X-API-Key": key}
-        response = client.request(method, path, json=body, headers=headers)
+        response = api.request(method, path, json=body, headers=headers)
         message = _assert_error(response, 401, "unauthorized")
         assert "API key" in message
     # The key goes in X-API-Key, not in a bearer token.
-    response = client.request(
-        method, path, json=body, headers={"Authorization": f"Bearer {served.read_key}"}
+    response = api.request(
+        method, path, json=body, headers={"Authorization": f"Bearer {shared.read_key}"}
     )
     _assert_error(response, 401, "unauthorized")
 
 
 @pytest.mark.parametrize("route", range(len(V1_ROUTES) - 2), ids=V1_ROUTES[:-2])
 def test_read_key_reaches_every_read_route(
-    client: TestClient, served: ServedLike, facts: Facts, route: int
+    api: TestClient, shared: ServedLike, facts: Facts, route: int
 ) -> None:
     method, path, body = _v1_requests(facts)[route]
-    response = client.request(method, path, json=body, headers=_key(served))
+    response = api.request(method, path, json=body, headers=_key(shared))
     assert response.status_code == 200, response.text
 
 
 def test_reload_needs_the_admin_scope(client: TestClient, served: ServedLike) -> None:
     before = client.get("/health").json()["model_version"]
-    message = _assert_error(
-        client.post("/v1/admin/reload", headers=_key(served)), 403, "forbidden"
-    )
+    message = _assert_error(client.post("/v1/admin/reload", headers=_key(served)), 403, "forbidden")
     assert "admin" in message
     response = client.post("/v1/admin/reload", headers={"X-API-Key": served.admin_key})
     assert response.status_code == 200, response.text
@@ -213,8 +245,8 @@ def test_reload_needs_the_admin_scope(client: TestClient, served: ServedLike) ->
     assert summary.json()["model_version"] == before
 
 
-def test_health_and_metrics_need_no_key(client: TestClient, facts: Facts) -> None:
-    health = client.get("/health")
+def test_health_and_metrics_need_no_key(api: TestClient, facts: Facts) -> None:
+    health = api.get("/health")
     assert health.status_code == 200
     body = health.json()
     assert body["status"] == "ok"
@@ -222,7 +254,7 @@ def test_health_and_metrics_need_no_key(client: TestClient, facts: Facts) -> Non
     assert body["customers"] == facts.n_customers
     assert body["feedback_store"] is True
     assert body["version"]
-    metrics = client.get("/metrics")
+    metrics = api.get("/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
 
@@ -233,9 +265,9 @@ def test_health_and_metrics_need_no_key(client: TestClient, facts: Facts) -> Non
 
 
 def test_known_customer_gets_personalized_offers(
-    client: TestClient, served: ServedLike, facts: Facts
+    api: TestClient, shared: ServedLike, facts: Facts
 ) -> None:
-    response = client.get(f"/v1/customers/{facts.customer_id}/offers", headers=_key(served))
+    response = api.get(f"/v1/customers/{facts.customer_id}/offers", headers=_key(shared))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["customer_id"] == facts.customer_id
@@ -281,10 +313,10 @@ def test_known_customer_gets_personalized_offers(
         assert response_model["sensitivity"] > 0
 
 
-def test_n_limits_the_offers(client: TestClient, served: ServedLike, facts: Facts) -> None:
+def test_n_limits_the_offers(api: TestClient, shared: ServedLike, facts: Facts) -> None:
     for n in (1, 2, 50):
-        response = client.get(
-            f"/v1/customers/{facts.customer_id}/offers", params={"n": n}, headers=_key(served)
+        response = api.get(
+            f"/v1/customers/{facts.customer_id}/offers", params={"n": n}, headers=_key(shared)
         )
         assert response.status_code == 200
         offers = response.json()["offers"]
@@ -292,8 +324,8 @@ def test_n_limits_the_offers(client: TestClient, served: ServedLike, facts: Fact
         assert [o["offer_rank"] for o in offers] == list(range(1, len(offers) + 1))
 
 
-def test_unknown_customer_gets_popular_offers(client: TestClient, served: ServedLike) -> None:
-    response = client.get("/v1/customers/no-such-customer-42/offers", headers=_key(served))
+def test_unknown_customer_gets_popular_offers(api: TestClient, shared: ServedLike) -> None:
+    response = api.get("/v1/customers/no-such-customer-42/offers", headers=_key(shared))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["customer_id"] == "no-such-customer-42"
@@ -304,17 +336,17 @@ def test_unknown_customer_gets_popular_offers(client: TestClient, served: Served
         assert offer["explanation"]["personalized_price"] is False
         assert offer["explanation"]["history_items"] == []
     # The anonymous pseudo-customer is not a customer with personal offers.
-    anonymous = client.get(f"/v1/customers/{ANONYMOUS}/offers", headers=_key(served))
+    anonymous = api.get(f"/v1/customers/{ANONYMOUS}/offers", headers=_key(shared))
     assert anonymous.status_code == 200
     assert anonymous.json()["offers"] == body["offers"]
 
 
 @pytest.mark.parametrize("n", ["0", "51", "1000", "-1", "abc", "2.5"])
 def test_bad_n_is_422_naming_the_field(
-    client: TestClient, served: ServedLike, facts: Facts, n: str
+    api: TestClient, shared: ServedLike, facts: Facts, n: str
 ) -> None:
-    response = client.get(
-        f"/v1/customers/{facts.customer_id}/offers", params={"n": n}, headers=_key(served)
+    response = api.get(
+        f"/v1/customers/{facts.customer_id}/offers", params={"n": n}, headers=_key(shared)
     )
     message = _assert_error(response, 422, "invalid")
     assert "n" in re.split(r"[.:\s]", message), message
@@ -325,9 +357,9 @@ def test_bad_n_is_422_naming_the_field(
     ["a b", "x" * 129, "x" * 5000, "a%00b", "a;DROP TABLE offers", "a%0Ab", "<script>", "a%2Fb"],
 )
 def test_bad_customer_ids_never_crash(
-    client: TestClient, served: ServedLike, customer_id: str
+    api: TestClient, shared: ServedLike, customer_id: str
 ) -> None:
-    response = client.get(f"/v1/customers/{customer_id}/offers", headers=_key(served))
+    response = api.get(f"/v1/customers/{customer_id}/offers", headers=_key(shared))
     assert response.status_code in (404, 422), response.text
     message = _assert_error(response, response.status_code)
     if response.status_code == 422:
@@ -339,13 +371,9 @@ def test_bad_customer_ids_never_crash(
 # --------------------------------------------------------------------------------------------
 
 
-def test_cart_bundles_complete_the_cart(
-    client: TestClient, served: ServedLike, facts: Facts
-) -> None:
+def test_cart_bundles_complete_the_cart(api: TestClient, shared: ServedLike, facts: Facts) -> None:
     cart = [facts.partnered_item, facts.partners[0]]
-    response = client.post(
-        "/v1/carts/offers", json={"item_ids": cart, "n": 4}, headers=_key(served)
-    )
+    response = api.post("/v1/carts/offers", json={"item_ids": cart, "n": 4}, headers=_key(shared))
     assert response.status_code == 200, response.text
     bundles = response.json()["bundles"]
     assert 0 < len(bundles) <= 4
@@ -366,20 +394,20 @@ def test_cart_bundles_complete_the_cart(
 
 
 def test_cart_with_some_unknown_items_still_answers(
-    client: TestClient, served: ServedLike, facts: Facts
+    api: TestClient, shared: ServedLike, facts: Facts
 ) -> None:
-    response = client.post(
+    response = api.post(
         "/v1/carts/offers",
         json={"item_ids": ["NO-SUCH-ITEM", facts.partnered_item]},
-        headers=_key(served),
+        headers=_key(shared),
     )
     assert response.status_code == 200
     assert all(facts.partnered_item in b["item_ids"] for b in response.json()["bundles"])
 
 
-def test_cart_of_unknown_items_is_404(client: TestClient, served: ServedLike) -> None:
-    response = client.post(
-        "/v1/carts/offers", json={"item_ids": ["NO-SUCH-1", "NO-SUCH-2"]}, headers=_key(served)
+def test_cart_of_unknown_items_is_404(api: TestClient, shared: ServedLike) -> None:
+    response = api.post(
+        "/v1/carts/offers", json={"item_ids": ["NO-SUCH-1", "NO-SUCH-2"]}, headers=_key(shared)
     )
     message = _assert_error(response, 404, "not_found")
     assert "NO-SUCH-1" in message and "NO-SUCH-2" in message
@@ -398,9 +426,9 @@ def test_cart_of_unknown_items_is_404(client: TestClient, served: ServedLike) ->
     ],
 )
 def test_bad_cart_is_422(
-    client: TestClient, served: ServedLike, body: dict[str, Any], field: str
+    api: TestClient, shared: ServedLike, body: dict[str, Any], field: str
 ) -> None:
-    response = client.post("/v1/carts/offers", json=body, headers=_key(served))
+    response = api.post("/v1/carts/offers", json=body, headers=_key(shared))
     assert field in _assert_error(response, 422, "invalid")
 
 
@@ -421,7 +449,7 @@ def _cost(facts: Facts, item_ids: list[str]) -> int:
 
 @pytest.mark.parametrize("customer", [None, "known", "unknown"])
 def test_quote_is_within_the_guardrails(
-    client: TestClient, served: ServedLike, facts: Facts, customer: str | None
+    api: TestClient, shared: ServedLike, facts: Facts, customer: str | None
 ) -> None:
     items = [facts.item_a, facts.item_b]
     body: dict[str, Any] = {"item_ids": items}
@@ -429,7 +457,7 @@ def test_quote_is_within_the_guardrails(
         body["customer_id"] = facts.customer_id
     elif customer == "unknown":
         body["customer_id"] = "no-such-customer"
-    response = client.post("/v1/quotes", json=body, headers=_key(served))
+    response = api.post("/v1/quotes", json=body, headers=_key(shared))
     assert response.status_code == 200, response.text
     quote = response.json()
     assert quote["feasible"] is True
@@ -447,10 +475,10 @@ def test_quote_is_within_the_guardrails(
 
 
 def test_quote_of_unknown_item_is_404_naming_it(
-    client: TestClient, served: ServedLike, facts: Facts
+    api: TestClient, shared: ServedLike, facts: Facts
 ) -> None:
-    response = client.post(
-        "/v1/quotes", json={"item_ids": [facts.item_a, "NO-SUCH-ITEM"]}, headers=_key(served)
+    response = api.post(
+        "/v1/quotes", json={"item_ids": [facts.item_a, "NO-SUCH-ITEM"]}, headers=_key(shared)
     )
     message = _assert_error(response, 404, "not_found")
     assert "NO-SUCH-ITEM" in message
@@ -472,10 +500,10 @@ def test_quote_of_unknown_item_is_404_naming_it(
     ids=["duplicate", "one", "empty", "missing", "extra", "empty-customer", "int-customer", "11"],
 )
 def test_bad_quote_is_422(
-    client: TestClient, served: ServedLike, facts: Facts, make_body: Any, field: str
+    api: TestClient, shared: ServedLike, facts: Facts, make_body: Any, field: str
 ) -> None:
     body = make_body(facts.item_a, facts.item_b)
-    response = client.post("/v1/quotes", json=body, headers=_key(served))
+    response = api.post("/v1/quotes", json=body, headers=_key(shared))
     assert field in _assert_error(response, 422, "invalid")
 
 
@@ -513,9 +541,7 @@ def test_feedback_conflict_is_409(client: TestClient, served: ServedLike) -> Non
     event = _feedback_event()
     assert client.post("/v1/feedback", json=event, headers=_key(served)).status_code == 200
     for change in ({"outcome": "rejected"}, {"price_paid_minor": 1}, {"offer_id": "other"}):
-        response = client.post(
-            "/v1/feedback", json=_feedback_event(**change), headers=_key(served)
-        )
+        response = client.post("/v1/feedback", json=_feedback_event(**change), headers=_key(served))
         message = _assert_error(response, 409, "conflict")
         assert event["event_id"] in message
     store = FeedbackStore(served.feedback_url)
@@ -547,9 +573,7 @@ def test_bad_feedback_is_422(
 
 
 @pytest.mark.parametrize("field", ["event_id", "offer_id", "customer_id", "outcome", "occurred_at"])
-def test_feedback_missing_field_is_422(
-    client: TestClient, served: ServedLike, field: str
-) -> None:
+def test_feedback_missing_field_is_422(client: TestClient, served: ServedLike, field: str) -> None:
     event = _feedback_event()
     del event[field]
     response = client.post("/v1/feedback", json=event, headers=_key(served))
@@ -577,11 +601,9 @@ def test_feedback_occurred_at_must_be_iso_8601(client: TestClient, served: Serve
 # --------------------------------------------------------------------------------------------
 
 
-def test_item_bundles_contain_the_item(
-    client: TestClient, served: ServedLike, facts: Facts
-) -> None:
+def test_item_bundles_contain_the_item(api: TestClient, shared: ServedLike, facts: Facts) -> None:
     item = facts.partnered_item
-    response = client.get(f"/v1/items/{item}/bundles", params={"n": 3}, headers=_key(served))
+    response = api.get(f"/v1/items/{item}/bundles", params={"n": 3}, headers=_key(shared))
     assert response.status_code == 200, response.text
     bundles = response.json()["bundles"]
     assert 0 < len(bundles) <= 3
@@ -597,22 +619,20 @@ def test_item_bundles_contain_the_item(
 
 
 def test_item_without_partners_has_no_bundles(
-    client: TestClient, served: ServedLike, facts: Facts
+    api: TestClient, shared: ServedLike, facts: Facts
 ) -> None:
     if facts.lonely_item is None:
         pytest.skip("every item has partners")
-    response = client.get(f"/v1/items/{facts.lonely_item}/bundles", headers=_key(served))
+    response = api.get(f"/v1/items/{facts.lonely_item}/bundles", headers=_key(shared))
     assert response.status_code == 200
     assert response.json() == {"bundles": []}
 
 
-def test_unknown_item_bundles_is_404(client: TestClient, served: ServedLike) -> None:
-    response = client.get("/v1/items/NO-SUCH-ITEM/bundles", headers=_key(served))
+def test_unknown_item_bundles_is_404(api: TestClient, shared: ServedLike) -> None:
+    response = api.get("/v1/items/NO-SUCH-ITEM/bundles", headers=_key(shared))
     assert "NO-SUCH-ITEM" in _assert_error(response, 404, "not_found")
     for n in ("0", "21"):
-        response = client.get(
-            "/v1/items/NO-SUCH-ITEM/bundles", params={"n": n}, headers=_key(served)
-        )
+        response = api.get("/v1/items/NO-SUCH-ITEM/bundles", params={"n": n}, headers=_key(shared))
         _assert_error(response, 422, "invalid")
 
 
@@ -622,33 +642,32 @@ def test_unknown_item_bundles_is_404(client: TestClient, served: ServedLike) -> 
 
 
 @pytest.mark.parametrize("path", ["/v1/quotes", "/v1/carts/offers", "/v1/feedback"])
-def test_body_over_the_limit_is_413(client: TestClient, served: ServedLike, path: str) -> None:
+def test_body_over_the_limit_is_413(api: TestClient, shared: ServedLike, path: str) -> None:
     body = b'{"item_ids": ["' + b"x" * 100_000 + b'"]}'
-    response = client.post(
-        path, content=body, headers=_key(served) | {"Content-Type": "application/json"}
+    response = api.post(
+        path, content=body, headers=_key(shared) | {"Content-Type": "application/json"}
     )
     message = _assert_error(response, 413, "too_large")
     assert "65536" in message
 
 
-def test_body_under_the_limit_is_read(
-    client: TestClient, served: ServedLike, facts: Facts
-) -> None:
+def test_body_under_the_limit_is_read(api: TestClient, shared: ServedLike, facts: Facts) -> None:
     padding = " " * 60_000
     body = f'{{"item_ids": ["{facts.item_a}", "{facts.item_b}"]{padding}}}'.encode()
-    response = client.post(
-        "/v1/quotes", content=body, headers=_key(served) | {"Content-Type": "application/json"}
+    response = api.post(
+        "/v1/quotes", content=body, headers=_key(shared) | {"Content-Type": "application/json"}
     )
     assert response.status_code == 200, response.text
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the body limit only checks Content-Length: a chunked body (no Content-Length) of "
-    "any size is read and parsed",
+    reason="a chunked body (no Content-Length) over max_body_bytes is not answered 413: the "
+    "streamed byte count raises inside FastAPI's body parsing, which answers 400 'There was an "
+    "error parsing the body' (before the streamed count it was read whole and parsed: 422)",
 )
 def test_chunked_body_over_the_limit_is_413(
-    client: TestClient, served: ServedLike, facts: Facts
+    api: TestClient, shared: ServedLike, facts: Facts
 ) -> None:
     def chunks() -> Iterator[bytes]:
         yield f'{{"item_ids": ["{facts.item_a}", "{facts.item_b}"], "pad": "'.encode()
@@ -656,8 +675,8 @@ def test_chunked_body_over_the_limit_is_413(
             yield b"x" * 1000
         yield b'"}'
 
-    response = client.post(
-        "/v1/quotes", content=chunks(), headers=_key(served) | {"Content-Type": "application/json"}
+    response = api.post(
+        "/v1/quotes", content=chunks(), headers=_key(shared) | {"Content-Type": "application/json"}
     )
     _assert_error(response, 413, "too_large")
 
@@ -691,11 +710,9 @@ def test_rate_limit_is_per_key(served: ServedLike, facts: Facts) -> None:
 
 def _sample(metrics: str, name: str, **labels: str) -> float:
     for line in metrics.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        if found == labels:
-            return float(line.rsplit(" ", 1)[1])
+        match = re.fullmatch(re.escape(name) + r"\{(.*)\} (\S+)", line)
+        if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))) == labels:
+            return float(match.group(2))
     return 0.0
 
 
@@ -724,35 +741,36 @@ def test_metrics_count_the_requests(client: TestClient, served: ServedLike, fact
 
 
 def test_odd_requests_never_crash_or_leak_a_traceback(
-    client: TestClient, served: ServedLike, facts: Facts
+    api: TestClient, shared: ServedLike, facts: Facts
 ) -> None:
-    key = _key(served)
+    key = _key(shared)
     json_type = {"Content-Type": "application/json"}
     responses = [
-        client.post("/v1/quotes", content=b"{not json", headers=key | json_type),
-        client.post("/v1/quotes", content=b"", headers=key | json_type),
-        client.post("/v1/quotes", content=b"[1, 2]", headers=key | json_type),
-        client.post("/v1/quotes", content=b"null", headers=key | json_type),
-        client.post("/v1/quotes", content=b"\xff\xfe\x00", headers=key | json_type),
-        client.post("/v1/quotes", content=b'{"item_ids": "x"}', headers=key),
-        client.post("/v1/quotes", json={"item_ids": [None, None]}, headers=key),
-        client.post("/v1/quotes", json={"item_ids": [[1], {"a": 1}]}, headers=key),
-        client.post("/v1/quotes", json={"item_ids": ["\x00", "\u2603"]}, headers=key),
-        client.post("/v1/quotes", headers=key | {"Content-Length": "abc"}, content=b"{}"),
-        client.post("/v1/carts/offers", json={"item_ids": ["x"], "n": 10**30}, headers=key),
-        client.post("/v1/feedback", json=_feedback_event(price_paid_minor=1e300), headers=key),
-        client.post("/v1/feedback", json=_feedback_event(customer_id="\x00" * 10), headers=key),
-        client.get(f"/v1/customers/{facts.customer_id}/offers?n=1e3", headers=key),
-        client.get(f"/v1/customers/{facts.customer_id}/offers?n=1&n=2", headers=key),
-        client.get("/v1/customers/%C3%A9/offers", headers=key),
-        client.get("/v1/customers/%FF/offers", headers=key),
-        client.get("/v1/customers//offers", headers=key),
-        client.get("/v1/items/%2E%2E/bundles", headers=key),
-        client.delete("/v1/quotes", headers=key),
-        client.put("/v1/feedback", json=_feedback_event(), headers=key),
-        client.get("/v1/admin/reload", headers={"X-API-Key": served.admin_key}),
-        client.get("/health", headers={"X-API-Key": "\u00e9"}),
-        client.get("/v1/dashboard/summary", headers={"X-API-Key": "bw_" + "_" * 500}),
+        api.post("/v1/quotes", content=b"{not json", headers=key | json_type),
+        api.post("/v1/quotes", content=b"", headers=key | json_type),
+        api.post("/v1/quotes", content=b"[1, 2]", headers=key | json_type),
+        api.post("/v1/quotes", content=b"null", headers=key | json_type),
+        api.post("/v1/quotes", content=b"\xff\xfe\x00", headers=key | json_type),
+        api.post("/v1/quotes", content=b'{"item_ids": "x"}', headers=key),
+        api.post("/v1/quotes", json={"item_ids": [None, None]}, headers=key),
+        api.post("/v1/quotes", json={"item_ids": [[1], {"a": 1}]}, headers=key),
+        api.post("/v1/quotes", json={"item_ids": ["\x00", "\u2603"]}, headers=key),
+        api.post("/v1/quotes", headers=key | {"Content-Length": "abc"}, content=b"{}"),
+        api.post("/v1/carts/offers", json={"item_ids": ["x"], "n": 10**30}, headers=key),
+        api.post("/v1/feedback", json=_feedback_event(price_paid_minor=1e300), headers=key),
+        api.post("/v1/feedback", json=_feedback_event(customer_id="\x00" * 10), headers=key),
+        api.get(f"/v1/customers/{facts.customer_id}/offers?n=1e3", headers=key),
+        api.get(f"/v1/customers/{facts.customer_id}/offers?n=1&n=2", headers=key),
+        api.get("/v1/customers/%C3%A9/offers", headers=key),
+        api.get("/v1/customers/%FF/offers", headers=key),
+        api.get("/v1/customers//offers", headers=key),
+        api.get("/v1/items/%2E%2E/bundles", headers=key),
+        api.delete("/v1/quotes", headers=key),
+        api.put("/v1/feedback", json=_feedback_event(), headers=key),
+        api.get("/v1/admin/reload", headers={"X-API-Key": shared.admin_key}),
+        api.get("/health", headers={"X-API-Key": "\u00e9".encode("latin-1")}),
+        api.get("/v1/dashboard/summary", headers={"X-API-Key": "bw_" + "_" * 500}),
+        api.get("/v1/dashboard/summary", headers={"X-API-Key": "bw_\u00e9_x".encode("latin-1")}),
     ]
     for response in responses:
         assert response.status_code < 500, (response.request.url, response.text)
@@ -761,11 +779,11 @@ def test_odd_requests_never_crash_or_leak_a_traceback(
             _assert_error(response, response.status_code)
 
 
-def test_dashboard_page_is_served(client: TestClient, served: ServedLike) -> None:
-    page = client.get("/dashboard")
+def test_dashboard_page_is_served(api: TestClient, shared: ServedLike) -> None:
+    page = api.get("/dashboard")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    summary = client.get("/v1/dashboard/summary", headers=_key(served))
+    summary = api.get("/v1/dashboard/summary", headers=_key(shared))
     assert summary.status_code == 200
     body = summary.json()
     assert body["guardrails"]["max_discount"] == 0.3
@@ -784,8 +802,8 @@ DOCUMENTED = [
 ]
 
 
-def test_openapi_documents_every_route_and_its_errors(client: TestClient) -> None:
-    response = client.get("/openapi.json")
+def test_openapi_documents_every_route_and_its_errors(api: TestClient) -> None:
+    response = api.get("/openapi.json")
     assert response.status_code == 200
     doc = response.json()
     paths = doc["paths"]
@@ -819,8 +837,8 @@ def test_openapi_documents_every_route_and_its_errors(client: TestClient) -> Non
     reason="the 404 answers (unknown item in carts, quotes, item bundles) and the 409 answer of "
     "feedback are not documented in the OpenAPI document",
 )
-def test_openapi_documents_404_and_409(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+def test_openapi_documents_404_and_409(api: TestClient) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
     for method, path in [
         ("post", "/v1/carts/offers"),
         ("post", "/v1/quotes"),

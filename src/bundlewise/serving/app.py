@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -255,6 +256,85 @@ Reader = Annotated[KeyRecord, Depends(_read_scope)]
 Admin = Annotated[KeyRecord, Depends(_admin_scope)]
 
 
+class GuardMiddleware:
+    """Pure ASGI middleware: body-size limit (declared or streamed), a JSON 500 instead of any
+    stack trace, and per-route request counts and latency."""
+
+    def __init__(
+        self, app: Any, max_body_bytes: int, observe: Callable[[str, int, float], None]
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.observe = observe
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500, "started": False}
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and (
+                not value.isdigit() or int(value) > self.max_body_bytes
+            ):
+                await _send_json(
+                    send, 413, "too_large", f"request body over {self.max_body_bytes} bytes"
+                )
+                self.observe("unmatched", 413, time.perf_counter() - start)
+                return
+        received = 0
+
+        async def counted_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _BodyTooLarge:
+            if not status["started"]:
+                status["code"] = 413
+                await _send_json(
+                    send, 413, "too_large", f"request body over {self.max_body_bytes} bytes"
+                )
+        except Exception:  # never a stack trace to the client
+            logger.exception("unhandled error on %s", scope.get("path"))
+            if not status["started"]:
+                status["code"] = 500
+                await _send_json(send, 500, "internal", "internal error")
+        route = getattr(scope.get("route"), "path", "unmatched")
+        self.observe(route, int(status["code"]), time.perf_counter() - start)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_json(send: Any, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
@@ -306,22 +386,11 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         lifespan=lifespan,
     )
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Any:
-        start = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return _error(413, "too_large", f"request body over {settings.max_body_bytes} bytes")
-        try:
-            response = await call_next(request)
-        except Exception:  # never a stack trace to the client
-            logger.exception("unhandled error on %s", request.url.path)
-            response = _error(500, "internal", "internal error")
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        requests_total.labels(name, str(response.status_code)).inc()
-        latency.labels(name).observe(time.perf_counter() - start)
-        return response
+    def observe(route: str, status: int, seconds: float) -> None:
+        requests_total.labels(route, str(status)).inc()
+        latency.labels(route).observe(seconds)
+
+    app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, observe=observe)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -341,18 +410,24 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         snap: Snapshot = state["snapshot"]
         return snap
 
-    @app.get("/v1/customers/{customer_id}/offers", response_model=OffersOut, responses=ERRORS)
-    def customer_offers(
+    @app.get(
+        "/v1/customers/{customer_id}/offers",
+        response_class=Response,
+        responses={200: {"model": OffersOut, "description": "Ranked offers."}, **ERRORS},
+    )
+    async def customer_offers(
         customer_id: Id, _: Reader, n: Annotated[int, Query(ge=1, le=50)] = 5
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Ranked bundles for a customer, with price, discount, P(accept), expected profit and
         the explanation; popular bundles (``personalized: false``) for unknown customers."""
-        offers, personal = snapshot().customer_offers(customer_id, n)
-        logger.info("offers for %s", pseudonym(customer_id, settings.pseudonym_salt))
-        return {"customer_id": customer_id, "personalized": personal, "offers": offers}
+        body, personal = snapshot().offers_json(customer_id, n)
+        logger.debug("offers for %s", pseudonym(customer_id, settings.pseudonym_salt))
+        head = b'{"customer_id":' + json.dumps(customer_id).encode()
+        flag = b',"personalized":true,"offers":' if personal else b',"personalized":false,"offers":'
+        return Response(head + flag + body + b"}", media_type="application/json")
 
     @app.post("/v1/carts/offers", response_model=BundlesOut, responses=ERRORS)
-    def cart_offers(cart: CartIn, _: Reader) -> dict[str, Any]:
+    async def cart_offers(cart: CartIn, _: Reader) -> dict[str, Any]:
         """Bundles that complete a cart (anonymous shoppers): a cart item plus its strongest
         co-purchase partners not already in the cart, priced at the anonymous rate."""
         snap = snapshot()
@@ -369,7 +444,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         return {"bundles": _priced(snap, [[a, b] for _, a, b in candidates], cart.n)}
 
     @app.post("/v1/quotes", response_model=QuoteOut, responses=ERRORS)
-    def quote(body: QuoteIn, _: Reader) -> dict[str, Any]:
+    async def quote(body: QuoteIn, _: Reader) -> dict[str, Any]:
         """Price a given bundle for a given customer (or anonymously) inside the guardrails."""
         if len(set(body.item_ids)) != len(body.item_ids):
             raise ApiError(422, "invalid", "item_ids: an item appears twice")
@@ -394,7 +469,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         return {"event_id": event.event_id, "status": status}
 
     @app.get("/v1/items/{item_id}/bundles", response_model=BundlesOut, responses=ERRORS)
-    def item_bundles(
+    async def item_bundles(
         item_id: Id, _: Reader, n: Annotated[int, Query(ge=1, le=20)] = 5
     ) -> dict[str, Any]:
         """Bundles of an item with its strongest co-purchase partners."""
@@ -434,19 +509,19 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         }
 
     @app.get("/metrics", response_class=Response)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         """Prometheus metrics (no key needed)."""
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard() -> HTMLResponse:
+    async def dashboard() -> HTMLResponse:
         text = (resources.files("bundlewise") / "templates" / "dashboard.html").read_text(
             encoding="utf-8"
         )
         return HTMLResponse(text)
 
     @app.get("/v1/dashboard/summary", responses=ERRORS)
-    def dashboard_summary(_: Reader) -> dict[str, Any]:
+    async def dashboard_summary(_: Reader) -> dict[str, Any]:
         """Guardrails in force and the offers of the first customers, for the dashboard."""
         snap = snapshot()
         pricing = snap.config.pricing

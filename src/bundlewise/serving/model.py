@@ -8,6 +8,7 @@ and the catalog for quotes. The app swaps snapshots atomically on reload.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,14 @@ from bundlewise.pricing import (
     quote_prices,
 )
 from bundlewise.pricing.optimizer import Objective
+
+DEFAULT_N = 5
+#: Offer fields sent to clients (internal columns such as cost and score stay on the server).
+PUBLIC_FIELDS: tuple[str, ...] = (
+    "offer_id", "offer_rank", "item_ids", "titles", "currency", "list_total_minor",
+    "price_minor", "discount_minor", "discount_pct", "p_accept", "expected_profit_minor",
+    "binding_rule", "is_cost_assumed", "source", "model_version", "explanation",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class Snapshot:
     sensitivity: dict[str, float]
     config: Config
     loaded_at: float = field(default_factory=time.time)
+    _json: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
     @property
     def n_customers(self) -> int:
@@ -60,6 +70,18 @@ class Snapshot:
         if mine:
             return mine[:n], True
         return self.offers.get(ANONYMOUS, [])[:n], False
+
+    def offers_json(self, customer_id: str, n: int) -> tuple[bytes, bool]:
+        """The JSON array of a customer's first ``n`` offers (cached for the default n)."""
+        key = customer_id if customer_id in self.offers else ANONYMOUS
+        personal = key == customer_id
+        cached = self._json.get(key)
+        if cached is not None and cached[0] == n:
+            return cached[1], personal
+        body = json.dumps(self.offers.get(key, [])[:n], separators=(",", ":")).encode()
+        if n == DEFAULT_N:
+            self._json[key] = (n, body)
+        return body, personal
 
     def quote(self, customer_id: str | None, item_ids: list[str]) -> dict[str, Any]:
         """Price one bundle for one customer (the customer's segment sensitivity, mid appeal).
@@ -267,7 +289,9 @@ def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot
             "compared_with_list_total_minor": list_total,
             "text": r["reason"],
         }
-        offers.setdefault(r["customer_id"], []).append(r)
+        public = {f: r[f] for f in PUBLIC_FIELDS}
+        public["customer_id"] = r["customer_id"]
+        offers.setdefault(r["customer_id"], []).append(public)
     partners: dict[str, list[dict[str, Any]]] = {}
     with workspace.connect(read_only=True) as con:
         for item_id, partner_id, n_ab, lift, npmi in con.execute(
