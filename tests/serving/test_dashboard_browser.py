@@ -1,0 +1,80 @@
+"""The merchant dashboard in a real browser (Debian Chromium driven by Playwright).
+
+Runs against a real server process on 127.0.0.1; needs ``/usr/bin/chromium`` (or
+``BUNDLEWISE_CHROMIUM``); when ``CI`` is set a missing browser is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import Served
+
+from bundlewise.data import Workspace
+from bundlewise.serving.loadgen import running_server
+
+pytestmark = pytest.mark.integration
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _chromium() -> str:
+    path = os.environ.get("BUNDLEWISE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide Debian chromium (.ci/run installs it)")
+        pytest.skip("chromium is not installed")
+    return path
+
+
+def test_dashboard_shows_offers_waterfall_and_explanation(served: Served, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    offers = Workspace(served.workspace).table("offers").to_pylist()
+    first = next(o for o in offers if o["customer_id"] != "__anonymous__")
+    with running_server(served.workspace, served.feedback_url, served.keys_file) as server:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=FLAGS)
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(server.url + "/dashboard")
+                # A wrong key is refused with a clear message.
+                page.fill("#key", "bw_nope_nope")
+                page.click("button[type=submit]")
+                page.wait_for_selector("text=error: missing or invalid API key")
+                page.fill("#key", served.read_key)
+                page.click("button[type=submit]")
+                page.wait_for_selector("#offers tbody tr.offer")
+                assert "max_discount" in page.inner_text("#guardrails")
+                page.fill("#f-customer", first["customer_id"])
+                rows = page.locator("#offers tbody tr.offer")
+                assert rows.count() >= 1
+                rows.first.click()
+                page.wait_for_selector("#waterfall")
+                waterfall = page.inner_text("#waterfall")
+                assert "list total" in waterfall and "price" in waterfall
+                assert page.inner_text("#binding") in {
+                    "optimum", "list_total_cap", "max_discount", "margin_floor",
+                    "fairness_band", "discount_budget", "segment_price",
+                }  # fmt: skip
+                explanation = page.inner_text("#detail")
+                assert "bought together in" in explanation or "History" in explanation
+                assert "list total" in explanation
+                page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+                assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+                assert not errors, errors
+            finally:
+                browser.close()
