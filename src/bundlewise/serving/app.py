@@ -178,11 +178,18 @@ class ErrorOut(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body could not be parsed (not JSON or UTF-8)."},
     401: {"model": ErrorOut, "description": "Missing or invalid API key."},
     403: {"model": ErrorOut, "description": "The key lacks the scope."},
     413: {"model": ErrorOut, "description": "Request body too large."},
     422: {"model": ErrorOut, "description": "Invalid input (names the field)."},
     429: {"model": ErrorOut, "description": "Rate limit exceeded for this key."},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "Unknown item id (named in the message)."}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "The event id was already used for another event."}
 }
 
 
@@ -426,7 +433,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         flag = b',"personalized":true,"offers":' if personal else b',"personalized":false,"offers":'
         return Response(head + flag + body + b"}", media_type="application/json")
 
-    @app.post("/v1/carts/offers", response_model=BundlesOut, responses=ERRORS)
+    @app.post("/v1/carts/offers", response_model=BundlesOut, responses={**ERRORS, **NOT_FOUND})
     async def cart_offers(cart: CartIn, _: Reader) -> dict[str, Any]:
         """Bundles that complete a cart (anonymous shoppers): a cart item plus its strongest
         co-purchase partners not already in the cart, priced at the anonymous rate."""
@@ -443,7 +450,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         candidates.sort(key=lambda x: (-x[0], x[1], x[2]))
         return {"bundles": _priced(snap, [[a, b] for _, a, b in candidates], cart.n)}
 
-    @app.post("/v1/quotes", response_model=QuoteOut, responses=ERRORS)
+    @app.post("/v1/quotes", response_model=QuoteOut, responses={**ERRORS, **NOT_FOUND})
     async def quote(body: QuoteIn, _: Reader) -> dict[str, Any]:
         """Price a given bundle for a given customer (or anonymously) inside the guardrails."""
         if len(set(body.item_ids)) != len(body.item_ids):
@@ -455,7 +462,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         except ValueError as exc:
             raise ApiError(422, "invalid", str(exc)) from None
 
-    @app.post("/v1/feedback", response_model=FeedbackOut, responses=ERRORS)
+    @app.post("/v1/feedback", response_model=FeedbackOut, responses={**ERRORS, **CONFLICT})
     def feedback(event: FeedbackIn, _: Reader) -> dict[str, Any]:
         """Record shown / accepted / rejected; idempotent by ``event_id``. The answer comes only
         after the event is committed to the feedback store."""
@@ -468,7 +475,9 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         feedback_total.labels(status).inc()
         return {"event_id": event.event_id, "status": status}
 
-    @app.get("/v1/items/{item_id}/bundles", response_model=BundlesOut, responses=ERRORS)
+    @app.get(
+        "/v1/items/{item_id}/bundles", response_model=BundlesOut, responses={**ERRORS, **NOT_FOUND}
+    )
     async def item_bundles(
         item_id: Id, _: Reader, n: Annotated[int, Query(ge=1, le=20)] = 5
     ) -> dict[str, Any]:
@@ -525,7 +534,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         """Guardrails in force and the offers of the first customers, for the dashboard."""
         snap = snapshot()
         pricing = snap.config.pricing
-        customers = [c for c in snap.offers if c != "__anonymous__"][:200]
+        customers = snap.customer_ids(200)
         return {
             "model_version": snap.model_version,
             "guardrails": {
@@ -537,7 +546,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
                 "discount_budget": pricing.discount_budget,
                 "segment_only": pricing.segment_only,
             },
-            "offers": [o for c in customers for o in snap.offers[c]],
+            "offers": [o for c in customers for o in snap.customer_offers(c, 50)[0]],
         }
 
     return app

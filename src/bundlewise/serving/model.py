@@ -29,12 +29,6 @@ from bundlewise.pricing import (
 from bundlewise.pricing.optimizer import Objective
 
 DEFAULT_N = 5
-#: Offer fields sent to clients (internal columns such as cost and score stay on the server).
-PUBLIC_FIELDS: tuple[str, ...] = (
-    "offer_id", "offer_rank", "item_ids", "titles", "currency", "list_total_minor",
-    "price_minor", "discount_minor", "discount_pct", "p_accept", "expected_profit_minor",
-    "binding_rule", "is_cost_assumed", "source", "model_version", "explanation",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,40 +42,52 @@ class CatalogItem:
 
 @dataclass
 class Snapshot:
-    """What the server answers from; immutable once built."""
+    """What the server answers from; immutable once built.
+
+    Offers are kept as one JSON array per customer (built in SQL at load), looked up by index,
+    so a million customers cost one Arrow string column and one dict of positions.
+    """
 
     model_version: str
-    offers: dict[str, list[dict[str, Any]]]
+    customer_index: dict[str, int]
+    offers_column: pa.Array
     partners: dict[str, list[dict[str, Any]]]
     items: dict[str, CatalogItem]
     segments: dict[str, str]
     sensitivity: dict[str, float]
     config: Config
     loaded_at: float = field(default_factory=time.time)
-    _json: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
     @property
     def n_customers(self) -> int:
-        return sum(1 for c in self.offers if c != ANONYMOUS)
+        return sum(1 for c in self.customer_index if c != ANONYMOUS)
 
-    def customer_offers(self, customer_id: str, n: int) -> tuple[list[dict[str, Any]], bool]:
-        """Offers of a customer (popular ones when unknown) and whether they are personal."""
-        mine = self.offers.get(customer_id)
-        if mine:
-            return mine[:n], True
-        return self.offers.get(ANONYMOUS, [])[:n], False
+    def customer_ids(self, limit: int) -> list[str]:
+        """Up to ``limit`` customers with offers (the anonymous one excluded)."""
+        out = []
+        for c in self.customer_index:
+            if c != ANONYMOUS:
+                out.append(c)
+                if len(out) == limit:
+                    break
+        return out
 
     def offers_json(self, customer_id: str, n: int) -> tuple[bytes, bool]:
-        """The JSON array of a customer's first ``n`` offers (cached for the default n)."""
-        key = customer_id if customer_id in self.offers else ANONYMOUS
-        personal = key == customer_id
-        cached = self._json.get(key)
-        if cached is not None and cached[0] == n:
-            return cached[1], personal
-        body = json.dumps(self.offers.get(key, [])[:n], separators=(",", ":")).encode()
-        if n == DEFAULT_N:
-            self._json[key] = (n, body)
-        return body, personal
+        """The JSON array of a customer's first ``n`` offers (popular ones when unknown)."""
+        personal = customer_id in self.customer_index
+        idx = self.customer_index.get(customer_id if personal else ANONYMOUS)
+        if idx is None:
+            return b"[]", personal
+        text: str = self.offers_column[idx].as_py()
+        if n >= DEFAULT_N:
+            return text.encode(), personal
+        return json.dumps(json.loads(text)[:n], separators=(",", ":")).encode(), personal
+
+    def customer_offers(self, customer_id: str, n: int) -> tuple[list[dict[str, Any]], bool]:
+        """Offers of a customer as dicts (popular ones when unknown) and whether personal."""
+        body, personal = self.offers_json(customer_id, n)
+        offers: list[dict[str, Any]] = json.loads(body)
+        return offers, personal
 
     def quote(self, customer_id: str | None, item_ids: list[str]) -> dict[str, Any]:
         """Price one bundle for one customer (the customer's segment sensitivity, mid appeal).
@@ -184,49 +190,87 @@ def _pair_evidence(
     return out
 
 
-def _offer_rows(workspace: Workspace) -> list[dict[str, Any]]:
-    """Offers with the customer's history of each bundle item and every pair's evidence."""
+_OFFERS_SQL = """
+WITH exploded AS (
+    SELECT o.offer_id, o.customer_id, u.item_id
+    FROM offers o, unnest(o.item_ids) AS u(item_id)
+), bought AS (
+    SELECT customer_id, item_id, count(DISTINCT order_id) AS n
+    FROM order_lines
+    WHERE customer_id IN (SELECT DISTINCT customer_id FROM offers)
+    GROUP BY 1, 2
+), hist AS (
+    SELECT e.offer_id, list({'item_id': e.item_id, 'orders': h.n}
+                            ORDER BY h.n DESC, e.item_id) AS history
+    FROM exploded e JOIN bought h ON h.customer_id = e.customer_id AND h.item_id = e.item_id
+    GROUP BY e.offer_id
+), pairs_of AS (
+    SELECT DISTINCT a.offer_id, a.item_id AS item_a, b.item_id AS item_b
+    FROM exploded a JOIN exploded b
+      ON a.offer_id = b.offer_id AND a.customer_id = b.customer_id AND a.item_id < b.item_id
+), ev AS (
+    SELECT p.offer_id,
+           list({'item_a': p.item_a, 'item_b': p.item_b,
+                 'orders_together': coalesce(s.n_ab, 0),
+                 'lift_shrunk': s.lift_shrunk, 'npmi': s.npmi}
+                ORDER BY p.item_a, p.item_b) AS pairs
+    FROM pairs_of p
+    LEFT JOIN pair_stats s ON s.item_a = p.item_a AND s.item_b = p.item_b
+    GROUP BY p.offer_id
+), seg AS (
+    SELECT o.offer_id, coalesce(cs.segment, 'unknown') AS segment,
+           coalesce(sv.sensitivity, $prior) AS sensitivity
+    FROM offers o
+    LEFT JOIN customer_segments_ cs ON cs.customer_id = o.customer_id
+    LEFT JOIN sensitivities_ sv ON sv.segment = cs.segment
+), rows AS (
+    SELECT o.customer_id, o.offer_rank,
+           {'offer_id': o.offer_id, 'offer_rank': o.offer_rank, 'customer_id': o.customer_id,
+            'item_ids': o.item_ids, 'titles': o.titles, 'currency': o.currency,
+            'list_total_minor': o.list_total_minor, 'price_minor': o.price_minor,
+            'discount_minor': o.discount_minor, 'discount_pct': o.discount_pct,
+            'p_accept': o.p_accept, 'expected_profit_minor': o.expected_profit_minor,
+            'binding_rule': o.binding_rule, 'is_cost_assumed': o.is_cost_assumed,
+            'source': o.source, 'model_version': o.model_version,
+            'explanation': {
+                'history_items': coalesce(h.history, []),
+                'pairs': coalesce(e.pairs, []),
+                'price_response': {'segment': g.segment, 'sensitivity': g.sensitivity},
+                'binding_rule': o.binding_rule,
+                'personalized_price': o.customer_id <> '__anonymous__',
+                'compared_with_list_total_minor': o.list_total_minor,
+                'text': o.reason}} AS offer
+    FROM offers o
+    LEFT JOIN hist h USING (offer_id) LEFT JOIN ev e USING (offer_id)
+    LEFT JOIN seg g USING (offer_id)
+)
+SELECT customer_id, CAST(to_json(list(offer ORDER BY offer_rank)) AS VARCHAR) AS offers_json,
+       any_value(offer.model_version) AS model_version
+FROM rows GROUP BY customer_id ORDER BY customer_id
+"""
+
+
+def _offers_by_customer(
+    workspace: Workspace, segments: pa.Table, sensitivity: dict[str, float], prior: float
+) -> pa.Table:
+    """One row per customer: the JSON array of their ranked offers with explanations."""
     with workspace.connect(read_only=True) as con:
         names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
         if "runs" not in names or "offers" not in names:
             raise WorkspaceError(
                 f"no trained model in {workspace.path}: run `bundlewise train` first."
             )
-        rows = con.sql(
-            """
-            WITH exploded AS (
-                SELECT o.offer_id, o.customer_id, u.item_id
-                FROM offers o, unnest(o.item_ids) AS u(item_id)
-            ), hist AS (
-                SELECT e.offer_id, list({'item_id': e.item_id, 'orders': h.n}
-                                        ORDER BY h.n DESC, e.item_id) AS history
-                FROM exploded e JOIN (
-                    SELECT customer_id, item_id, count(DISTINCT order_id) AS n
-                    FROM order_lines GROUP BY 1, 2
-                ) h ON h.customer_id = e.customer_id AND h.item_id = e.item_id
-                GROUP BY e.offer_id
-            ), pairs_of AS (
-                SELECT a.offer_id, a.item_id AS item_a, b.item_id AS item_b
-                FROM exploded a JOIN exploded b
-                  ON a.offer_id = b.offer_id AND a.customer_id = b.customer_id
-                 AND a.item_id < b.item_id
-            ), ev AS (
-                SELECT p.offer_id,
-                       list({'item_a': p.item_a, 'item_b': p.item_b,
-                             'orders_together': coalesce(s.n_ab, 0),
-                             'lift_shrunk': s.lift_shrunk, 'npmi': s.npmi}
-                            ORDER BY p.item_a, p.item_b) AS pairs
-                FROM (SELECT DISTINCT * FROM pairs_of) p
-                LEFT JOIN pair_stats s ON s.item_a = p.item_a AND s.item_b = p.item_b
-                GROUP BY p.offer_id
-            )
-            SELECT o.*, h.history, e.pairs
-            FROM offers o LEFT JOIN hist h USING (offer_id) LEFT JOIN ev e USING (offer_id)
-            ORDER BY o.customer_id, o.offer_rank
-            """
-        ).to_arrow_table()
-    out: list[dict[str, Any]] = rows.to_pylist()
-    return out
+        con.register("customer_segments_", segments)
+        con.register(
+            "sensitivities_",
+            pa.table(
+                {
+                    "segment": pa.array(list(sensitivity), pa.string()),
+                    "sensitivity": pa.array(list(sensitivity.values()), pa.float64()),
+                }
+            ),
+        )
+        return con.sql(_OFFERS_SQL, params={"prior": prior}).to_arrow_table()
 
 
 def _table_or_empty(workspace: Workspace, name: str) -> pa.Table | None:
@@ -248,7 +292,6 @@ def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot
     workspace = Workspace(workspace_path)
     if not workspace.db_path.exists():
         raise WorkspaceError(f"no workspace at {workspace.path}: run `bundlewise ingest` first.")
-    rows = _offer_rows(workspace)
     sensitivity: dict[str, float] = {}
     response = _table_or_empty(workspace, "price_response")
     if response is not None and config.pricing.sensitivity_source == "estimated":
@@ -271,32 +314,21 @@ def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot
         if segments_table is not None
         else {}
     )
-    offers: dict[str, list[dict[str, Any]]] = {}
-    model_version = ""
-    for r in rows:
-        model_version = r["model_version"]
-        list_total = int(r["list_total_minor"])
-        segment = segments.get(r["customer_id"], "unknown")
-        r["explanation"] = {
-            "history_items": r.pop("history") or [],
-            "pairs": r.pop("pairs") or [],
-            "price_response": {
-                "segment": segment,
-                "sensitivity": sensitivity.get(segment, config.pricing.sensitivity_prior),
-            },
-            "binding_rule": r["binding_rule"],
-            "personalized_price": r["customer_id"] != ANONYMOUS,
-            "compared_with_list_total_minor": list_total,
-            "text": r["reason"],
-        }
-        public = {f: r[f] for f in PUBLIC_FIELDS}
-        public["customer_id"] = r["customer_id"]
-        offers.setdefault(r["customer_id"], []).append(public)
+    if segments_table is None:
+        segments_table = pa.table(
+            {"customer_id": pa.array([], pa.string()), "segment": pa.array([], pa.string())}
+        )
+    table = _offers_by_customer(
+        workspace, segments_table, sensitivity, config.pricing.sensitivity_prior
+    )
+    customers = table.column("customer_id").to_pylist()
+    versions = table.column("model_version")
+    model_version = str(versions[0].as_py()) if table.num_rows else ""
     partners: dict[str, list[dict[str, Any]]] = {}
     with workspace.connect(read_only=True) as con:
         for item_id, partner_id, n_ab, lift, npmi in con.execute(
             "SELECT item_id, partner_id, n_ab, lift_shrunk, npmi FROM partners "
-            "WHERE rank <= 20 ORDER BY item_id, rank"
+            "WHERE rank <= 10 ORDER BY item_id, rank"
         ).fetchall():
             partners.setdefault(item_id, []).append(
                 {
@@ -313,7 +345,8 @@ def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot
     items = {r[0]: CatalogItem(*r) for r in item_rows}
     return Snapshot(
         model_version=model_version,
-        offers=offers,
+        customer_index={c: i for i, c in enumerate(customers)},
+        offers_column=table.column("offers_json").combine_chunks(),
         partners=partners,
         items=items,
         segments=segments,
