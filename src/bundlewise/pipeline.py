@@ -24,6 +24,7 @@ from bundlewise._version import __version__
 from bundlewise.composer import compose_candidates, price_offers
 from bundlewise.composer.beam import compose_beam_candidates
 from bundlewise.composer.cold_start import cold_start_partners
+from bundlewise.composer.explain import offers_by_customer
 from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
@@ -184,6 +185,22 @@ def train(
                 }
             ),
         )
+    sensitivity = (
+        {seg.segment: seg.posterior for seg in response.segments} if response is not None else {}
+    )
+    segments = (
+        pa.table(
+            {
+                "customer_id": pa.array(list(response.customer_segment), pa.string()),
+                "segment": pa.array(list(response.customer_segment.values()), pa.string()),
+            }
+        )
+        if response is not None
+        else None
+    )
+    with workspace.connect() as con:
+        served = offers_by_customer(con, segments, sensitivity, config.pricing.sensitivity_prior)
+    workspace.replace_table("served_offers", served)
     real = pc.not_equal(priced.offers.column("customer_id"), ANONYMOUS)
     n_customers = len(pc.unique(priced.offers.filter(real).column("customer_id")))
     result = TrainResult(

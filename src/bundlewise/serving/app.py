@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,7 @@ from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bundlewise._version import __version__
@@ -150,8 +151,22 @@ class FeedbackIn(BaseModel):
     offer_id: str = Field(min_length=1, max_length=128)
     customer_id: str = Field(min_length=1, max_length=128)
     outcome: Literal["shown", "accepted", "rejected"]
-    occurred_at: str = Field(min_length=10, max_length=40, description="ISO 8601 time.")
-    price_paid_minor: int | None = Field(default=None, ge=0, le=10**12)
+    occurred_at: str = Field(
+        min_length=10,
+        max_length=40,
+        description="ISO 8601 time.",
+        json_schema_extra={"format": "date-time"},
+    )
+    price_paid_minor: int | None = Field(default=None, ge=0, le=10**12, strict=True)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _iso_time(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time: {value!r}") from None
+        return value
 
 
 class FeedbackOut(BaseModel):
@@ -290,17 +305,27 @@ class GuardMiddleware:
                 self.observe("unmatched", 413, time.perf_counter() - start)
                 return
         received = 0
+        refused = False  # a 413 went out for a streamed body: drop the app's own answer
 
         async def counted_receive() -> Any:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _BodyTooLarge
+                if received > self.max_body_bytes and not refused:
+                    refused = True
+                    status["code"] = 413
+                    if not status["started"]:
+                        status["started"] = True
+                        await _send_json(
+                            send, 413, "too_large", f"request body over {self.max_body_bytes} bytes"
+                        )
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked_send(message: Any) -> None:
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 status["started"] = True
@@ -308,23 +333,14 @@ class GuardMiddleware:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except _BodyTooLarge:
-            if not status["started"]:
-                status["code"] = 413
-                await _send_json(
-                    send, 413, "too_large", f"request body over {self.max_body_bytes} bytes"
-                )
         except Exception:  # never a stack trace to the client
-            logger.exception("unhandled error on %s", scope.get("path"))
+            if not refused:
+                logger.exception("unhandled error on %s", scope.get("path"))
             if not status["started"]:
                 status["code"] = 500
                 await _send_json(send, 500, "internal", "internal error")
         route = getattr(scope.get("route"), "path", "unmatched")
         self.observe(route, int(status["code"]), time.perf_counter() - start)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _send_json(send: Any, status: int, code: str, message: str) -> None:

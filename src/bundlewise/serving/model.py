@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from bundlewise.composer.explain import offers_by_customer
 from bundlewise.config import Config
 from bundlewise.data import Workspace
 from bundlewise.exceptions import WorkspaceError
@@ -190,87 +191,29 @@ def _pair_evidence(
     return out
 
 
-_OFFERS_SQL = """
-WITH exploded AS (
-    SELECT o.offer_id, o.customer_id, u.item_id
-    FROM offers o, unnest(o.item_ids) AS u(item_id)
-), bought AS (
-    SELECT customer_id, item_id, count(DISTINCT order_id) AS n
-    FROM order_lines
-    WHERE customer_id IN (SELECT DISTINCT customer_id FROM offers)
-    GROUP BY 1, 2
-), hist AS (
-    SELECT e.offer_id, list({'item_id': e.item_id, 'orders': h.n}
-                            ORDER BY h.n DESC, e.item_id) AS history
-    FROM exploded e JOIN bought h ON h.customer_id = e.customer_id AND h.item_id = e.item_id
-    GROUP BY e.offer_id
-), pairs_of AS (
-    SELECT DISTINCT a.offer_id, a.item_id AS item_a, b.item_id AS item_b
-    FROM exploded a JOIN exploded b
-      ON a.offer_id = b.offer_id AND a.customer_id = b.customer_id AND a.item_id < b.item_id
-), ev AS (
-    SELECT p.offer_id,
-           list({'item_a': p.item_a, 'item_b': p.item_b,
-                 'orders_together': coalesce(s.n_ab, 0),
-                 'lift_shrunk': s.lift_shrunk, 'npmi': s.npmi}
-                ORDER BY p.item_a, p.item_b) AS pairs
-    FROM pairs_of p
-    LEFT JOIN pair_stats s ON s.item_a = p.item_a AND s.item_b = p.item_b
-    GROUP BY p.offer_id
-), seg AS (
-    SELECT o.offer_id, coalesce(cs.segment, 'unknown') AS segment,
-           coalesce(sv.sensitivity, $prior) AS sensitivity
-    FROM offers o
-    LEFT JOIN customer_segments_ cs ON cs.customer_id = o.customer_id
-    LEFT JOIN sensitivities_ sv ON sv.segment = cs.segment
-), rows AS (
-    SELECT o.customer_id, o.offer_rank,
-           {'offer_id': o.offer_id, 'offer_rank': o.offer_rank, 'customer_id': o.customer_id,
-            'item_ids': o.item_ids, 'titles': o.titles, 'currency': o.currency,
-            'list_total_minor': o.list_total_minor, 'price_minor': o.price_minor,
-            'discount_minor': o.discount_minor, 'discount_pct': o.discount_pct,
-            'p_accept': o.p_accept, 'expected_profit_minor': o.expected_profit_minor,
-            'binding_rule': o.binding_rule, 'is_cost_assumed': o.is_cost_assumed,
-            'source': o.source, 'model_version': o.model_version,
-            'explanation': {
-                'history_items': coalesce(h.history, []),
-                'pairs': coalesce(e.pairs, []),
-                'price_response': {'segment': g.segment, 'sensitivity': g.sensitivity},
-                'binding_rule': o.binding_rule,
-                'personalized_price': o.customer_id <> '__anonymous__',
-                'compared_with_list_total_minor': o.list_total_minor,
-                'text': o.reason}} AS offer
-    FROM offers o
-    LEFT JOIN hist h USING (offer_id) LEFT JOIN ev e USING (offer_id)
-    LEFT JOIN seg g USING (offer_id)
-)
-SELECT customer_id, CAST(to_json(list(offer ORDER BY offer_rank)) AS VARCHAR) AS offers_json,
-       any_value(offer.model_version) AS model_version
-FROM rows GROUP BY customer_id ORDER BY customer_id
-"""
-
-
-def _offers_by_customer(
-    workspace: Workspace, segments: pa.Table, sensitivity: dict[str, float], prior: float
+def _served_offers(
+    workspace: Workspace,
+    segments: pa.Table | None,
+    sensitivity: dict[str, float],
+    config: Config,
 ) -> pa.Table:
-    """One row per customer: the JSON array of their ranked offers with explanations."""
+    """The stored ``served_offers`` of the latest run, or the same computed now."""
     with workspace.connect(read_only=True) as con:
         names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
         if "runs" not in names or "offers" not in names:
             raise WorkspaceError(
                 f"no trained model in {workspace.path}: run `bundlewise train` first."
             )
-        con.register("customer_segments_", segments)
-        con.register(
-            "sensitivities_",
-            pa.table(
-                {
-                    "segment": pa.array(list(sensitivity), pa.string()),
-                    "sensitivity": pa.array(list(sensitivity.values()), pa.float64()),
-                }
-            ),
-        )
-        return con.sql(_OFFERS_SQL, params={"prior": prior}).to_arrow_table()
+        if "served_offers" in names:
+            stored = con.sql("SELECT * FROM served_offers").to_arrow_table()
+            latest = con.execute("SELECT model_version FROM runs").fetchall()
+            if (
+                stored.num_rows
+                and latest
+                and stored.column("model_version")[0].as_py() in {r[0] for r in latest}
+            ):
+                return stored
+        return offers_by_customer(con, segments, sensitivity, config.pricing.sensitivity_prior)
 
 
 def _table_or_empty(workspace: Workspace, name: str) -> pa.Table | None:
@@ -314,13 +257,7 @@ def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot
         if segments_table is not None
         else {}
     )
-    if segments_table is None:
-        segments_table = pa.table(
-            {"customer_id": pa.array([], pa.string()), "segment": pa.array([], pa.string())}
-        )
-    table = _offers_by_customer(
-        workspace, segments_table, sensitivity, config.pricing.sensitivity_prior
-    )
+    table = _served_offers(workspace, segments_table, sensitivity, config)
     customers = table.column("customer_id").to_pylist()
     versions = table.column("model_version")
     model_version = str(versions[0].as_py()) if table.num_rows else ""
