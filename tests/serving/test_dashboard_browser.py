@@ -78,3 +78,40 @@ def test_dashboard_shows_offers_waterfall_and_explanation(served: Served, tmp_pa
                 assert not errors, errors
             finally:
                 browser.close()
+
+
+def test_dashboard_renders_chinese_product_text(served: Served, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    copy = tmp_path / "ws"
+    shutil.copytree(served.workspace, copy)
+    workspace = Workspace(copy)
+    with workspace.connect() as con:
+        customer = con.execute(
+            "SELECT customer_id FROM offers WHERE customer_id <> '__anonymous__' "
+            "ORDER BY customer_id LIMIT 1"
+        ).fetchall()[0][0]
+        con.execute(
+            "UPDATE offers SET titles = list_transform(titles, lambda t: '蓝色茶杯 ' || t) "
+            "WHERE customer_id = $c",
+            {"c": customer},
+        ).fetchall()
+        con.execute("DROP TABLE IF EXISTS served_offers").fetchall()  # recomputed at load
+    with running_server(copy, served.feedback_url, served.keys_file) as server:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(server.url + "/dashboard")
+                page.fill("#key", served.read_key)
+                page.click("button[type=submit]")
+                page.wait_for_selector("#offers tbody tr.offer")
+                page.fill("#f-customer", customer)
+                row = page.locator("#offers tbody tr.offer").first
+                assert "蓝色茶杯" in row.inner_text()
+                row.click()
+                page.wait_for_selector("#waterfall")
+                assert "蓝色茶杯" in page.inner_text("#detail h3")
+                page.screenshot(path=str(tmp_path / "dashboard_zh.png"), full_page=True)
+            finally:
+                browser.close()
