@@ -24,7 +24,7 @@ from bundlewise._version import __version__
 from bundlewise.composer import compose_candidates, price_offers
 from bundlewise.composer.beam import compose_beam_candidates
 from bundlewise.composer.cold_start import cold_start_partners
-from bundlewise.composer.explain import offers_by_customer
+from bundlewise.composer.explain import offers_by_customer, pair_text_similarity
 from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
@@ -198,8 +198,15 @@ def train(
         if response is not None
         else None
     )
+    start = time.perf_counter()
+    similarity = pair_text_similarity(priced.offers, items)
+    if similarity is not None:
+        workspace.replace_table("pair_text_similarity", similarity)
+        timings["text similarity"] = time.perf_counter() - start
     with workspace.connect() as con:
-        served = offers_by_customer(con, segments, sensitivity, config.pricing.sensitivity_prior)
+        served = offers_by_customer(
+            con, segments, sensitivity, config.pricing.sensitivity_prior, similarity
+        )
     workspace.replace_table("served_offers", served)
     real = pc.not_equal(priced.offers.column("customer_id"), ANONYMOUS)
     n_customers = len(pc.unique(priced.offers.filter(real).column("customer_id")))

@@ -8,8 +8,13 @@ reloads) by reading it instead of recomputing it.
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
+import numpy as np
 import pyarrow as pa
+
+logger = logging.getLogger(__name__)
 
 OFFERS_SQL = """
 WITH exploded AS (
@@ -33,10 +38,12 @@ WITH exploded AS (
     SELECT p.offer_id,
            list({'item_a': p.item_a, 'item_b': p.item_b,
                  'orders_together': coalesce(s.n_ab, 0),
-                 'lift_shrunk': s.lift_shrunk, 'npmi': s.npmi}
+                 'lift_shrunk': s.lift_shrunk, 'npmi': s.npmi,
+                 'text_similarity': t.similarity}
                 ORDER BY p.item_a, p.item_b) AS pairs
     FROM pairs_of p
     LEFT JOIN pair_stats s ON s.item_a = p.item_a AND s.item_b = p.item_b
+    LEFT JOIN text_similarity_ t ON t.item_a = p.item_a AND t.item_b = p.item_b
     GROUP BY p.offer_id
 ), seg AS (
     SELECT o.offer_id, coalesce(cs.segment, 'unknown') AS segment,
@@ -71,19 +78,67 @@ FROM rows GROUP BY customer_id ORDER BY customer_id
 """
 
 
+TEXT_SIMILARITY_SCHEMA = pa.schema(
+    [("item_a", pa.string()), ("item_b", pa.string()), ("similarity", pa.float64())]
+)
+
+
+def pair_text_similarity(offers: pa.Table, items: pa.Table) -> pa.Table | None:
+    """Cosine similarity of the titles of every item pair in the offers (pretrained sentence
+    encoder, loaded offline); ``None`` without the ``text`` extra (logged)."""
+    pairs: set[tuple[str, str]] = set()
+    for ids in offers.column("item_ids").to_pylist():
+        for j, a in enumerate(ids):
+            for b in ids[j + 1 :]:
+                pairs.add((a, b) if a < b else (b, a))
+    if not pairs:
+        return TEXT_SIMILARITY_SCHEMA.empty_table()
+    try:
+        from bundlewise.models.text_encoder import TextEncoder
+
+        encoder = TextEncoder()
+    except ImportError as exc:
+        logger.warning("no text similarity in explanations: %s", exc)
+        return None
+    titles = dict(
+        zip(items.column("item_id").to_pylist(), items.column("title").to_pylist(), strict=True)
+    )
+    ids = sorted({i for pair in pairs for i in pair})
+    position = {i: k for k, i in enumerate(ids)}
+    vectors = encoder.encode([titles.get(i) or i for i in ids])
+    ordered = sorted(pairs)
+    a_idx = np.array([position[a] for a, _ in ordered])
+    b_idx = np.array([position[b] for _, b in ordered])
+    sims = np.einsum("ij,ij->i", vectors[a_idx], vectors[b_idx]).astype(np.float64)
+    return pa.table(
+        {
+            "item_a": pa.array([a for a, _ in ordered], pa.string()),
+            "item_b": pa.array([b for _, b in ordered], pa.string()),
+            "similarity": pa.array(np.round(sims, 4), pa.float64()),
+        },
+        schema=TEXT_SIMILARITY_SCHEMA,
+    )
+
+
 def offers_by_customer(
     con: duckdb.DuckDBPyConnection,
     segments: pa.Table | None,
     sensitivity: dict[str, float],
     prior: float,
+    text_similarity: pa.Table | None = None,
 ) -> pa.Table:
     """``customer_id, offers_json, model_version``: one row per customer of the ``offers``
-    table reachable through ``con`` (which must also hold ``order_lines`` and ``pair_stats``)."""
+    table reachable through ``con`` (which must also hold ``order_lines`` and ``pair_stats``).
+    ``text_similarity`` (``item_a < item_b, similarity``) adds title similarity to each pair."""
     if segments is None:
         segments = pa.table(
             {"customer_id": pa.array([], pa.string()), "segment": pa.array([], pa.string())}
         )
     con.register("customer_segments_", segments)
+    con.register(
+        "text_similarity_",
+        text_similarity if text_similarity is not None else TEXT_SIMILARITY_SCHEMA.empty_table(),
+    )
     con.register(
         "sensitivities_",
         pa.table(
@@ -97,7 +152,8 @@ def offers_by_customer(
         return con.sql(OFFERS_SQL, params={"prior": prior}).to_arrow_table()
     finally:
         con.unregister("customer_segments_")
+        con.unregister("text_similarity_")
         con.unregister("sensitivities_")
 
 
-__all__ = ["OFFERS_SQL", "offers_by_customer"]
+__all__ = ["OFFERS_SQL", "TEXT_SIMILARITY_SCHEMA", "offers_by_customer", "pair_text_similarity"]

@@ -52,6 +52,9 @@ class PairEvidenceOut(BaseModel):
     orders_together: int = Field(description="Orders that contain both items.")
     lift_shrunk: float | None = Field(description="Co-purchase lift shrunk toward 1.")
     npmi: float | None = Field(description="Normalized pointwise mutual information.")
+    text_similarity: float | None = Field(
+        default=None, description="Cosine similarity of the two titles (pretrained encoder)."
+    )
 
 
 class HistoryItemOut(BaseModel):

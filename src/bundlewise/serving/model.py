@@ -213,7 +213,14 @@ def _served_offers(
                 and stored.column("model_version")[0].as_py() in {r[0] for r in latest}
             ):
                 return stored
-        return offers_by_customer(con, segments, sensitivity, config.pricing.sensitivity_prior)
+        similarity = (
+            con.sql("SELECT * FROM pair_text_similarity").to_arrow_table()
+            if "pair_text_similarity" in names
+            else None
+        )
+        return offers_by_customer(
+            con, segments, sensitivity, config.pricing.sensitivity_prior, similarity
+        )
 
 
 def _table_or_empty(workspace: Workspace, name: str) -> pa.Table | None:
@@ -283,7 +290,7 @@ def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot
     return Snapshot(
         model_version=model_version,
         customer_index={c: i for i, c in enumerate(customers)},
-        offers_column=table.column("offers_json").combine_chunks(),
+        offers_column=table.column("offers_json").cast(pa.large_string()).combine_chunks(),
         partners=partners,
         items=items,
         segments=segments,
