@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyarrow as pa
 import typer
@@ -421,6 +421,15 @@ def simulate(
 
 keys_app = typer.Typer(help="Manage API keys of the HTTP server (stored hashed).")
 app.add_typer(keys_app, name="keys")
+KeysFileOpt = Annotated[
+    Path | None, typer.Option(help="API key file (default: api_keys.json in the workspace).")
+]
+
+
+def _key_store(workspace: Path, keys_file: Path | None) -> Any:
+    from bundlewise.serving.keys import KeyStore
+
+    return KeyStore(keys_file or workspace / "api_keys.json")
 
 
 @keys_app.command("create")
@@ -430,31 +439,22 @@ def keys_create(
     ],
     label: Annotated[str, typer.Option(help="What the key is for.")] = "",
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
-    keys_file: Annotated[
-        Path | None, typer.Option(help="Key file (default: in the workspace).")
-    ] = None,
+    keys_file: KeysFileOpt = None,
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
-    from bundlewise.serving.keys import KeyStore
-
     with _errors():
-        store = KeyStore(keys_file or workspace / "api_keys.json")
-        key = store.create(tuple(scope), label)
+        key = _key_store(workspace, keys_file).create(tuple(scope), label)
     typer.echo(key)
 
 
 @keys_app.command("list")
 def keys_list(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
-    keys_file: Annotated[
-        Path | None, typer.Option(help="Key file (default: in the workspace).")
-    ] = None,
+    keys_file: KeysFileOpt = None,
 ) -> None:
     """List key ids, scopes and labels (never the keys)."""
-    from bundlewise.serving.keys import KeyStore
-
     with _errors():
-        store = KeyStore(keys_file or workspace / "api_keys.json")
+        store = _key_store(workspace, keys_file)
     for r in store.records():
         typer.echo(f"{r.key_id}\t{','.join(r.scopes)}\t{r.label}\t{r.created}")
 
@@ -463,15 +463,11 @@ def keys_list(
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (second part of the key).")],
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
-    keys_file: Annotated[
-        Path | None, typer.Option(help="Key file (default: in the workspace).")
-    ] = None,
+    keys_file: KeysFileOpt = None,
 ) -> None:
     """Revoke a key (takes effect on the server's next reload or restart)."""
-    from bundlewise.serving.keys import KeyStore
-
     with _errors():
-        if not KeyStore(keys_file or workspace / "api_keys.json").revoke(key_id):
+        if not _key_store(workspace, keys_file).revoke(key_id):
             raise BundlewiseError(f"no key with id {key_id!r}.")
     typer.echo(f"revoked {key_id}")
 
@@ -487,9 +483,7 @@ def serve(
             help="SQLAlchemy URL of the feedback store (default: SQLite in the workspace)."
         ),
     ] = None,
-    keys_file: Annotated[
-        Path | None, typer.Option(help="Key file (default: in the workspace).")
-    ] = None,
+    keys_file: KeysFileOpt = None,
     rate_limit: Annotated[int, typer.Option(min=1, help="Requests per minute per key.")] = 6000,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML config.")] = None,
 ) -> None:
