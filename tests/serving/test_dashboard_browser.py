@@ -115,3 +115,29 @@ def test_dashboard_renders_chinese_product_text(served: Served, tmp_path: Path) 
                 page.screenshot(path=str(tmp_path / "dashboard_zh.png"), full_page=True)
             finally:
                 browser.close()
+
+
+def test_dashboard_fetches_a_customer_beyond_the_first_page(served: Served, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    customers = sorted(
+        {o for o in Workspace(served.workspace).table("offers").column("customer_id").to_pylist()}
+        - {"__anonymous__"}
+    )
+    last = customers[-1]  # the summary holds only the first 200 customers
+    assert len(customers) > 200
+    with running_server(served.workspace, served.feedback_url, served.keys_file) as server:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(server.url + "/dashboard")
+                page.fill("#key", served.read_key)
+                page.click("button[type=submit]")
+                page.wait_for_selector("#offers tbody tr.offer")
+                page.fill("#f-customer", last)
+                page.press("#f-customer", "Enter")
+                page.wait_for_selector(f"#offers tbody tr.offer >> text={last}")
+                assert page.locator("#offers tbody tr.offer").count() >= 1
+            finally:
+                browser.close()
