@@ -33,8 +33,11 @@ def run_once(orders: Path, config: Config) -> tuple[dict[str, float], dict[str, 
         timings = {"ingest (read+validate+clean+store)": time.perf_counter() - start}
         result = train(workspace, config)
         timings["mine (pair statistics)"] = result.timings["mine"]
+        timings["price response (estimate per segment)"] = result.timings.get("price response", 0.0)
         timings["personalize (candidate bundles)"] = result.timings["personalize"]
         timings["price (optimizer + reasons)"] = result.timings["price"]
+        timings["title similarity (explanations)"] = result.timings.get("text similarity", 0.0)
+        timings["store (tables + explanations)"] = result.timings["store"]
         timings["offers total (personalize + price)"] = (
             result.timings["personalize"] + result.timings["price"]
         )
