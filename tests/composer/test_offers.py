@@ -66,13 +66,18 @@ def build_items(catalog: dict[str, tuple[int, int | None]] = CATALOG) -> pa.Tabl
     )
 
 
-@pytest.fixture(scope="module")
-def candidates() -> pa.Table:
+def small_world_candidates() -> pa.Table:
+    """Candidate bundles of the small world (also used by the ranking tests)."""
     lines = build_lines()
     miner = PairMiner(min_count=2, prior_strength=1.0).fit(lines)
     return compose_candidates(
         lines, miner.pairs_, miner.partners_, ComposerConfig(n_offers=4), ["ghost"]
     )
+
+
+@pytest.fixture(scope="module")
+def candidates() -> pa.Table:
+    return small_world_candidates()
 
 
 def _expected_cost(item_ids: list[str], share: float) -> int:

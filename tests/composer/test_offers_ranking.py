@@ -9,26 +9,21 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_offers import build_items, build_lines
+from test_offers import build_items, small_world_candidates
 
-from bundlewise.composer.candidates import compose_candidates
 from bundlewise.composer.offers import price_offers
-from bundlewise.config import ComposerConfig, PricingConfig
+from bundlewise.config import PricingConfig
 from bundlewise.exceptions import ConfigError
-from bundlewise.mining.cooccurrence import PairMiner
 from bundlewise.pricing.estimation import SEGMENTS, ResponseFit, SegmentSensitivity
 from bundlewise.pricing.guardrails import Guardrails, violated_rules
-
-CUSTOMER_SEGMENT = {"u1": "small", "u2": "medium", "u3": "large"}  # "ghost" is unknown
 
 
 @pytest.fixture(scope="module")
 def candidates() -> pa.Table:
-    lines = build_lines()
-    miner = PairMiner(min_count=2, prior_strength=1.0).fit(lines)
-    return compose_candidates(
-        lines, miner.pairs_, miner.partners_, ComposerConfig(n_offers=4), ["ghost"]
-    )
+    return small_world_candidates()
+
+
+CUSTOMER_SEGMENT = {"u1": "small", "u2": "medium", "u3": "large"}  # "ghost" is unknown
 
 
 def make_fit(

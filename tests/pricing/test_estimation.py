@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from scipy.special import expit
 from scipy.stats import spearmanr
 
+from bundlewise.data.schemas import ORDER_LINES
 from bundlewise.pricing.estimation import (
     SEGMENTS,
     ResponseFit,
@@ -29,19 +30,6 @@ IntArray = npt.NDArray[np.int64]
 Cells = tuple[IntArray, FloatArray, FloatArray, FloatArray, int]
 
 T0 = dt.datetime(2024, 1, 1)  # a Monday, like the estimator's week origin 2000-01-03
-ORDER_LINES = pa.schema(
-    [
-        ("order_id", pa.string()),
-        ("customer_id", pa.string()),
-        ("ts", pa.timestamp("us")),
-        ("item_id", pa.string()),
-        ("quantity", pa.int64()),
-        ("unit_price_minor", pa.int64()),
-        ("currency", pa.string()),
-        ("country", pa.string()),
-        ("source_row", pa.int64()),
-    ]
-)
 RESPONSE_COLUMNS = [
     "segment",
     "n_customers",

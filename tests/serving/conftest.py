@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from served import Served
 
 from bundlewise.config import Config
 from bundlewise.data import Workspace
@@ -19,15 +19,6 @@ from bundlewise.pipeline import bundled_dataset_path, ingest, train
 from bundlewise.serving.app import create_app
 from bundlewise.serving.keys import KeyStore
 from bundlewise.serving.settings import ServeSettings
-
-
-@dataclass(frozen=True)
-class Served:
-    workspace: Path
-    keys_file: Path
-    read_key: str
-    admin_key: str
-    feedback_url: str
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from bundlewise.config import PricingConfig
 from bundlewise.data import Workspace
 from bundlewise.pricing import Guardrails, violated_rules
 from bundlewise.pricing.guardrails import BINDING_RULES
-from bundlewise.serving.app import create_app
+from bundlewise.serving.app import create_app, pseudonym
 from bundlewise.serving.keys import KeyStore
 from bundlewise.serving.settings import ServeSettings
 from bundlewise.serving.store import FeedbackStore
@@ -855,3 +855,17 @@ def test_openapi_documents_the_route_specific_errors(api: TestClient) -> None:
     assert "409" in paths["/v1/feedback"]["post"]["responses"]
     for path in ("/v1/carts/offers", "/v1/quotes", "/v1/feedback"):
         assert "400" in paths[path]["post"]["responses"], path
+
+
+def test_logs_name_customers_only_by_pseudonym(
+    client: TestClient, served: ServedLike, caplog: pytest.LogCaptureFixture
+) -> None:
+
+    with caplog.at_level("DEBUG", logger="bundlewise.serving"):
+        r = client.get(
+            "/v1/customers/secret-customer-42/offers", headers={"X-API-Key": served.read_key}
+        )
+    assert r.status_code == 200
+    text = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert pseudonym("secret-customer-42", "bundlewise") in text
+    assert "secret-customer-42" not in text

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from conftest import Served
+from served import Served
 
 from bundlewise.serving.loadgen import feedback_until_killed, running_server
 from bundlewise.serving.store import FeedbackStore

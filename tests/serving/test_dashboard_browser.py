@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Served
+from served import Served
 
 from bundlewise.data import Workspace
 from bundlewise.serving.loadgen import running_server
@@ -36,6 +37,16 @@ def _chromium() -> str:
             pytest.fail("CI must provide Debian chromium (.ci/run installs it)")
         pytest.skip("chromium is not installed")
     return path
+
+
+def _logged_in(browser: Any, url: str, key: str) -> Any:
+    """A dashboard page, logged in with ``key``, once its offers table has rows."""
+    page = browser.new_page()
+    page.goto(url + "/dashboard")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#offers tbody tr.offer")
+    return page
 
 
 def test_dashboard_shows_offers_waterfall_and_explanation(served: Served, tmp_path: Path) -> None:
@@ -101,11 +112,7 @@ def test_dashboard_renders_chinese_product_text(served: Served, tmp_path: Path) 
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=FLAGS)
             try:
-                page = browser.new_page()
-                page.goto(server.url + "/dashboard")
-                page.fill("#key", served.read_key)
-                page.click("button[type=submit]")
-                page.wait_for_selector("#offers tbody tr.offer")
+                page = _logged_in(browser, server.url, served.read_key)
                 page.fill("#f-customer", customer)
                 row = page.locator("#offers tbody tr.offer").first
                 assert "蓝色茶杯" in row.inner_text()
@@ -130,11 +137,7 @@ def test_dashboard_fetches_a_customer_beyond_the_first_page(served: Served, tmp_
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=FLAGS)
             try:
-                page = browser.new_page()
-                page.goto(server.url + "/dashboard")
-                page.fill("#key", served.read_key)
-                page.click("button[type=submit]")
-                page.wait_for_selector("#offers tbody tr.offer")
+                page = _logged_in(browser, server.url, served.read_key)
                 page.fill("#f-customer", last)
                 page.press("#f-customer", "Enter")
                 page.wait_for_selector(f"#offers tbody tr.offer >> text={last}")

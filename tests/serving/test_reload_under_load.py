@@ -6,7 +6,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import Served
+from served import Served
 
 from bundlewise.data import Workspace
 from bundlewise.serving.loadgen import LoadResult, load, running_server

@@ -395,8 +395,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["snapshot"] = load_snapshot(settings.workspace, config)
         state["store"] = FeedbackStore(settings.resolved_feedback_url)
-        state["keys"] = KeyStore(settings.resolved_keys_file)
-        app.state.keys = state["keys"]
+        app.state.keys = KeyStore(settings.resolved_keys_file)
         app.state.limiter = limiter
         yield
         state["store"].close()
@@ -515,8 +514,7 @@ def create_app(settings: ServeSettings, config: Config | None = None) -> FastAPI
         with reload_lock:
             new = load_snapshot(settings.workspace, config)
             state["snapshot"] = new
-            state["keys"] = KeyStore(settings.resolved_keys_file)
-            app.state.keys = state["keys"]
+            app.state.keys = KeyStore(settings.resolved_keys_file)
         return {
             "model_version": new.model_version,
             "customers": new.n_customers,
