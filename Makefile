@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml benchmarks/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: a CPU build of this version is available locally; an unpinned
 	# torch pulled in by a later extra would download a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev,mf,seq,text,serve]"
+	# the benchmark harness (bundlewise_bench), after the product it depends on
+	$(BIN)/python -m pip install --quiet --no-deps -e benchmarks
 	touch $(STAMP)
 
 demo: $(STAMP)

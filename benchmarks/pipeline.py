@@ -43,7 +43,7 @@ def run_once(orders: Path, config: Config) -> tuple[dict[str, float], dict[str, 
         )
         cleaning = ingested.report.to_dict()
         cleaning["source"] = Path(cleaning["source"]).name  # no machine paths in results
-        facts = {
+        facts: dict[str, object] = {
             "cleaning": cleaning,
             "train": result.to_dict(),
         }

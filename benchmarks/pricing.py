@@ -25,10 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bundlewise import __version__
-from bundlewise.evaluation.pricing_track import format_pricing, pricing_track, quick_scenario
-from bundlewise.evaluation.report import build_simulation_report
-from bundlewise.evaluation.simulator import Scenario
 from bundlewise.pipeline import bundled_dataset_path
+from bundlewise_bench.market import Scenario
+from bundlewise_bench.pricing_track import format_pricing, pricing_track, quick_scenario
+from bundlewise_bench.report import build_simulation_report
 
 
 def say(step: str) -> None:

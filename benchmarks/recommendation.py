@@ -21,8 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 from bundlewise import __version__
-from bundlewise.evaluation.tracks import format_retail, format_youshu, retail_track, youshu_track
 from bundlewise.pipeline import bundled_dataset_path
+from bundlewise_bench.tracks import format_retail, format_youshu, retail_track, youshu_track
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -286,75 +286,88 @@ def demo(
 
 @app.command()
 def evaluate(
-    youshu: Annotated[
-        Path | None,
-        typer.Option(help="Youshu folder (CrossCBR split); its track is skipped without it."),
-    ] = None,
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     orders: Annotated[
         Path | None,
-        typer.Option(help="Orders for the next-orders track (default: the bundled data)."),
+        typer.Option(help="Evaluate on this orders file instead of the workspace's orders."),
     ] = None,
+    config: ConfigOpt = None,
     cutoff: Annotated[
-        str, typer.Option(help="Train before this date (YYYY-MM-DD), test after it.")
-    ] = "2010-10-01",
+        str | None,
+        typer.Option(
+            help="Train before this date (YYYY-MM-DD); default: --test-weeks before the last order."
+        ),
+    ] = None,
     test_weeks: Annotated[int, typer.Option(min=1, help="Weeks of test orders.")] = 4,
-    skip_retail: Annotated[bool, typer.Option(help="Skip the Online Retail track.")] = False,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out"),
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")
+    ] = False,
 ) -> None:
-    """Offline evaluation: every recommender on Youshu, and our bundles on real next orders.
+    """Backtest the bundles on your own orders: would customers have bought them?
 
-    Youshu: popularity, item-kNN, ALS, BPR, EASE and the two-view EASE, Recall/NDCG@20 on tune
-    (and test when the folder has it) with training times. Online Retail: next-orders bundle
-    hit rate vs "frequently bought together" by lift, popular pairs and random pairs, and
-    bundle partners for products never sold before (from their titles). Writes
-    <out>/evaluation.json and <out>/evaluation.html.
+    Splits the orders at the cutoff, mines and composes bundles on the orders before it as
+    `train` does with this config, and scores them on each customer's orders in the following
+    weeks (a hit: all items of a bundle in one test order), next to "frequently bought
+    together" by lift, popular pairs and random pairs. Uses the workspace's ingested orders,
+    or --orders FILE (ingested into a temporary workspace with the config). Writes
+    <out>/evaluation.json and <out>/evaluation.html. Model benchmarks (Youshu, the pricing
+    simulator) live in the source checkout's benchmarks/ folder.
     """
     import json
+    import tempfile
     from datetime import datetime
 
+    from bundlewise.evaluation.backtest import backtest, format_backtest
     from bundlewise.evaluation.report import build_evaluation_report
-    from bundlewise.evaluation.tracks import (
-        format_retail,
-        format_youshu,
-        retail_track,
-        youshu_track,
-    )
 
     with _errors():
+        cfg = _config(config)
         try:
-            cutoff_date = datetime.fromisoformat(cutoff)
+            cutoff_date = datetime.fromisoformat(cutoff) if cutoff else None
         except ValueError:
             raise BundlewiseError(f"--cutoff {cutoff!r} is not a date (YYYY-MM-DD).") from None
-        steps = (("youshu",) if youshu else ()) + (() if skip_retail else ("online retail",))
-        if not steps:
-            raise BundlewiseError("nothing to evaluate: give --youshu or drop --skip-retail.")
-        result: dict[str, object] = {}
-        with _steps((*steps, "report")) as progress:
-            if youshu:
-                progress("youshu")
-                result["youshu"] = youshu_track(youshu)
-            if not skip_retail:
-                progress("online retail")
-                result["online_retail"] = retail_track(
-                    orders or pipeline.bundled_dataset_path(), cutoff_date, test_weeks
-                )
+        with _steps(("load orders", "backtest", "report")) as progress:
+            progress("load orders")
+            if orders is not None:
+                if not orders.is_file():
+                    raise BundlewiseError(f"--orders {orders}: no such file.")
+                with tempfile.TemporaryDirectory() as tmp:
+                    scratch = Workspace(tmp)
+                    scratch.ingest(orders, cfg)
+                    lines = scratch.table("order_lines")
+            else:
+                try:
+                    lines = Workspace(workspace).table("order_lines")
+                except KeyError:
+                    lines = pa.table({"ts": pa.array([], pa.timestamp("us"))})
+                if lines.num_rows == 0:
+                    raise BundlewiseError(
+                        f"workspace {workspace} has no orders: run `bundlewise ingest` first, "
+                        "or give --orders FILE."
+                    )
+            progress("backtest")
+            result = backtest(lines, cfg, cutoff_date, test_weeks)
+            result["source"] = str(orders) if orders is not None else str(workspace)
             progress("report")
             out.mkdir(parents=True, exist_ok=True)
-            (out / "evaluation.json").write_text(
-                json.dumps(result, indent=2, default=str), encoding="utf-8"
-            )
-            (out / "evaluation.html").write_text(
-                build_evaluation_report(
-                    result.get("youshu"),  # type: ignore[arg-type]
-                    result.get("online_retail"),  # type: ignore[arg-type]
-                ),
-                encoding="utf-8",
-            )
-    if "youshu" in result:
-        typer.echo(format_youshu(result["youshu"]))  # type: ignore[arg-type]
-    if "online_retail" in result:
-        typer.echo(format_retail(result["online_retail"]))  # type: ignore[arg-type]
-    console.print(f"Wrote {out / 'evaluation.json'} and {out / 'evaluation.html'}")
+            json_path, html_path = out / "evaluation.json", out / "evaluation.html"
+            result["files"] = [str(json_path), str(html_path)]
+            json_path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+            html_path.write_text(build_evaluation_report(result), encoding="utf-8")
+    if json_output:
+        typer.echo(json.dumps(result, default=str))
+        return
+    typer.echo(format_backtest(result))
+    console.print(f"Wrote {json_path} and {html_path}", markup=False, highlight=False)
+
+
+#: What `bundlewise simulate` says when the benchmark harness is not installed.
+BENCH_MISSING = (
+    "`bundlewise simulate` runs the benchmark harness, which is not installed: in a source "
+    "checkout run `pip install -e benchmarks` (`make test` does), or run "
+    "`python benchmarks/pricing.py`."
+)
 
 
 @app.command()
@@ -376,25 +389,39 @@ def simulate(
         Path | None, typer.Option("--config", help="TOML config (its [pricing] guardrails).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out"),
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")
+    ] = False,
 ) -> None:
-    """Pricing simulation: bundlewise against bounds and baselines on simulated shoppers.
+    """Pricing simulation (benchmark harness): bundlewise against bounds and baselines.
 
     Fits bundle markets (lognormal willingness to pay, Gaussian copula, complementarity) to real
     purchase and co-purchase rates, then runs bound A (perfect discrimination), bound B (best
     policy knowing the true demand), component pricing, pure bundling, uniform-discount mixed
     bundling, bundle-size pricing, the exact mixed-bundling MILP and bundlewise on the same
     shoppers, over seeds and a scenario grid. Writes <out>/simulation.json and
-    <out>/simulation.html.
+    <out>/simulation.html. Needs the benchmark package of a source checkout
+    (`pip install -e benchmarks`).
     """
     import json
     from dataclasses import replace
 
-    from bundlewise.evaluation.pricing_track import format_pricing, pricing_track, quick_scenario
-    from bundlewise.evaluation.report import build_simulation_report
-    from bundlewise.evaluation.simulator import Scenario
-
     with _errors():
-        config = load_config(config_file) if config_file else Config()
+        try:
+            from bundlewise_bench.market import Scenario
+            from bundlewise_bench.pricing_track import (
+                format_pricing,
+                pricing_track,
+                quick_scenario,
+            )
+            from bundlewise_bench.report import build_simulation_report
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] != "bundlewise_bench":
+                raise
+            raise BundlewiseError(BENCH_MISSING) from None
+        cfg = load_config(config_file) if config_file else Config()
+        if orders is not None and not orders.is_file():
+            raise BundlewiseError(f"--orders {orders}: no such file.")
         base = replace(Scenario(), noise=noise)
         if quick:
             base = quick_scenario(base)
@@ -406,17 +433,20 @@ def simulate(
                 n_bundles=bundles,
                 base=base,
                 grid=grid,
-                pricing=config.pricing,
-                config=config,
+                pricing=cfg.pricing,
+                config=cfg,
             )
             progress("report")
             out.mkdir(parents=True, exist_ok=True)
-            (out / "simulation.json").write_text(
-                json.dumps(result, indent=2, default=str), encoding="utf-8"
-            )
-            (out / "simulation.html").write_text(build_simulation_report(result), encoding="utf-8")
+            json_path, html_path = out / "simulation.json", out / "simulation.html"
+            result["files"] = [str(json_path), str(html_path)]
+            json_path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+            html_path.write_text(build_simulation_report(result), encoding="utf-8")
+    if json_output:
+        typer.echo(json.dumps(result, default=str))
+        return
     typer.echo(format_pricing(result))
-    console.print(f"Wrote {out / 'simulation.json'} and {out / 'simulation.html'}")
+    console.print(f"Wrote {json_path} and {html_path}", markup=False, highlight=False)
 
 
 keys_app = typer.Typer(help="Manage API keys of the HTTP server (stored hashed).")

@@ -232,68 +232,16 @@ def _render(template: str, **context: Any) -> str:
     )
 
 
-def build_evaluation_report(youshu: dict[str, Any] | None, retail: dict[str, Any] | None) -> str:
-    """Render the offline-evaluation section (Youshu table, next-orders hits, cold start)."""
-    plots: dict[str, str] = {}
-    if youshu:
-        names = [m["name"] for m in youshu["models"]]
-        plots["youshu"] = _grouped_bars(
-            names,
-            {
-                f"{split} {metric}": [m["metrics"][split][metric] for m in youshu["models"]]
-                for split in youshu["splits"]
-                for metric in ("recall@20", "ndcg@20")
-            },
-            "Youshu: Recall@20 and NDCG@20 per model",
-            "score",
-        )
-    if retail:
-        methods = [m["method"] for m in retail["methods"]]
-        plots["retail"] = _grouped_bars(
-            methods,
-            {f"HR@{k}": [m["hit_rate"][k] for m in retail["methods"]] for k in (1, 3, 10)},
-            "Online Retail: next-orders bundle hit rate",
-            "share of customers",
-        )
-        cold = retail.get("cold_start")
-        if cold:
-            names = list(cold["hit_rate"])
-            plots["cold"] = _grouped_bars(
-                names,
-                {f"HR@{k}": [cold["hit_rate"][n][k] for n in names] for k in (1, 3, 10)},
-                "Cold start: partners of products first sold after the cutoff",
-                "share of products",
-            )
-    return _render("evaluation.html.j2", youshu=youshu, retail=retail, plots=plots)
+def build_evaluation_report(result: dict[str, Any]) -> str:
+    """Render a next-orders backtest (:func:`bundlewise.evaluation.backtest.backtest`)."""
+    methods = [m["method"] for m in result["methods"]]
+    plot = _grouped_bars(
+        methods,
+        {f"HR@{k}": [m["hit_rate"][str(k)] for m in result["methods"]] for k in (1, 3, 10)},
+        "Next-orders bundle hit rate",
+        "share of customers",
+    )
+    return _render("evaluation.html.j2", result=result, plot=plot)
 
 
-def build_simulation_report(result: dict[str, Any]) -> str:
-    """Render the pricing simulation (see :func:`bundlewise.evaluation.pricing_track`)."""
-    plots: dict[str, str] = {}
-    curve = result["noise_curve"]
-    if len(curve["noise"]) > 1:
-        fig, ax = plt.subplots(figsize=(7.2, 3.6))
-        for name, values in curve["pct_of_B"].items():
-            if len(values) == len(curve["noise"]) and not name.startswith("A:"):
-                style = "-o" if name == "bundlewise" else "--"
-                ax.plot(
-                    curve["noise"], values, style, label=name, linewidth=2 if style == "-o" else 1
-                )
-        ax.set_xlabel("noise in the engine's estimate of each shopper's price level (sd, log)")
-        ax.set_ylabel("profit, % of bound B")
-        ax.set_title("Profit vs estimation noise")
-        ax.legend(fontsize=7)
-        plots["noise"] = _png(fig)
-    samples = result["scenarios"][0].get("price_samples", {})
-    fig, ax = plt.subplots(figsize=(7.2, 3.6))
-    names = list(samples)
-    if names:
-        ax.boxplot([samples[n] or [np.nan] for n in names], orientation="horizontal", whis=(5, 95))
-        ax.set_yticks(range(1, len(names) + 1), [n[:48] for n in names], fontsize=7)
-    ax.set_xlabel("bundlewise price / list total (one seed, default scenario)")
-    ax.set_title("Personalized price distribution per bundle")
-    plots["prices"] = _png(fig)
-    return _render("simulation.html.j2", result=result, plots=plots)
-
-
-__all__ = ["build_evaluation_report", "build_report", "build_simulation_report"]
+__all__ = ["build_evaluation_report", "build_report"]

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bundlewise.evaluation.milp import mixed_bundling_milp
-from bundlewise.evaluation.simulator import Menu, choose
+from bundlewise_bench.market import Menu, choose
+from bundlewise_bench.milp import mixed_bundling_milp
 
 PAIR = [(0,), (1,), (0, 1)]
 #: Slack on surplus ties: the MILP's prices carry solver noise (big-M, feasibility tolerances).

@@ -12,30 +12,35 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from bundlewise.config import PricingConfig
-from bundlewise.evaluation.simulator import (
-    A_BOUND,
-    B_BOUND,
-    COMPONENT,
-    MILP,
-    NON_PERSONALIZED,
-    OURS,
-    POLICIES,
+from bundlewise_bench.market import (
     FittedMarket,
     MarketBundle,
     Menu,
     Scenario,
     choose,
     copula_factor,
-    fit_logit,
     fit_market,
-    format_scenario,
     market_from_orders,
-    run_scenario,
     scenario_grid,
-    simulate,
     subset_values,
     with_titles,
 )
+from bundlewise_bench.policies import ExactMixedBundling, default_policies, fit_logit
+from bundlewise_bench.simulator import (
+    A_BOUND,
+    B_BOUND,
+    COMPONENT,
+    OURS,
+    format_scenario,
+    non_personalized,
+    run_scenario,
+    simulate,
+)
+
+POLICIES = tuple(p.name for p in default_policies())
+LABELS = tuple(p.label for p in default_policies())
+NON_PERSONALIZED = tuple(p.name for p in default_policies() if not p.personalized)
+MILP = ExactMixedBundling.name
 
 TINY = Scenario(name="tiny", n_customers=200, n_train=200, n_logged=800, n_milp=5)
 BUNDLES = [
@@ -441,6 +446,10 @@ def test_run_scenario_summary(summary: dict[str, Any]) -> None:
     assert summary["scenario"]["name"] == "tiny"
     assert len(summary["markets"]) == len(BUNDLES)
     assert summary["markets"][0]["item_ids"] == ("a", "b")
+    assert policies[A_BOUND]["label"] == "A: perfect price discrimination"
+    assert policies[A_BOUND]["bound"] and policies[OURS]["personalized"]
+    assert non_personalized(summary) == [p for p in POLICIES if p in NON_PERSONALIZED]
+    assert summary["engine_fallbacks"]["fits"] == len(SEEDS) * len(BUNDLES)
 
 
 def test_run_scenario_is_deterministic_and_matches_simulate(
@@ -456,8 +465,8 @@ def test_format_scenario_names_every_policy(summary: dict[str, Any]) -> None:
     text = format_scenario(summary)
     assert isinstance(text, str)
     assert text.startswith("Scenario tiny")
-    for name in POLICIES:
-        assert name in text
+    for label in LABELS:
+        assert label in text
     assert len(text.splitlines()) == 2 + len(POLICIES)
 
 

@@ -1,7 +1,7 @@
 """The pricing track: the market simulator over a scenario grid, as plain JSON-ready results.
 
-Used by ``bundlewise simulate`` and ``benchmarks/pricing.py``; :func:`format_pricing` turns a
-result into text tables (library code never prints).
+Used by ``benchmarks/pricing.py`` and ``bundlewise simulate`` (when this package is
+installed); :func:`format_pricing` turns a result into text tables (library code never prints).
 """
 
 from __future__ import annotations
@@ -13,18 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from bundlewise.config import Config, PricingConfig
-from bundlewise.evaluation.simulator import (
+from bundlewise_bench.market import Scenario, market_from_orders, scenario_grid, with_titles
+from bundlewise_bench.simulator import (
     B_BOUND,
-    NON_PERSONALIZED,
     OURS,
-    Scenario,
     format_scenario,
-    market_from_orders,
+    non_personalized,
     run_scenario,
-    scenario_grid,
-    with_titles,
 )
-from bundlewise.evaluation.tracks import ingested_tables
+from bundlewise_bench.tracks import ingested_tables
 
 
 def pricing_track(
@@ -85,6 +82,7 @@ def _noise_curve(results: list[dict[str, Any]]) -> dict[str, Any]:
     policies = [p for p in keep[0]["policies"] if p != B_BOUND]
     return {
         "noise": [r["scenario"]["noise"] for r in keep],
+        "labels": {p: keep[0]["policies"][p]["label"] for p in policies},
         "pct_of_B": {
             p: [r["policies"][p]["pct_of_B"]["mean"] for r in keep if p in r["policies"]]
             for p in policies
@@ -97,10 +95,8 @@ def _checks(results: list[dict[str, Any]]) -> dict[str, Any]:
     default = results[0]
     zero_noise = [r for r in results if r["scenario"]["noise"] == 0.0]
     ours_default = default["policies"][OURS]
-    best_baseline = max(
-        (p for p in NON_PERSONALIZED if p in default["policies"]),
-        key=lambda p: default["policies"][p]["profit"]["mean"],
-    )
+    baselines = non_personalized(default)
+    best_baseline = max(baselines, key=lambda p: default["policies"][p]["profit"]["mean"])
     return {
         "pct_of_B_at_zero_noise": (
             zero_noise[0]["policies"][OURS]["pct_of_B"] if zero_noise else None
@@ -108,13 +104,15 @@ def _checks(results: list[dict[str, Any]]) -> dict[str, Any]:
         "best_non_personalized_in_default": best_baseline,
         "paired_margin_over_it_pct_of_B": ours_default["paired_minus"][best_baseline],
         "beats_every_non_personalized_in_default": all(
-            ours_default["paired_minus"][p]["lo"] > 0
-            for p in NON_PERSONALIZED
-            if p in default["policies"]
+            ours_default["paired_minus"][p]["lo"] > 0 for p in baselines
         ),
         "violations_bundlewise_all_runs": sum(
             r["policies"][OURS]["violations_total"] for r in results
         ),
+        "engine_fallbacks_all_runs": {
+            key: sum(r["engine_fallbacks"][key] for r in results)
+            for key in ("fits", "flat", "prior")
+        },
     }
 
 
@@ -126,12 +124,10 @@ def format_pricing(result: dict[str, Any]) -> str:
     for r in result["scenarios"]:
         pol = r["policies"]
         ours = pol[OURS]["pct_of_B"]
-        best = max(
-            (p for p in NON_PERSONALIZED if p in pol), key=lambda p: pol[p]["profit"]["mean"]
-        )
+        best = max(non_personalized(r), key=lambda p: pol[p]["profit"]["mean"])
         lines.append(
             f"{r['scenario']['name']:22s} {ours['mean']:6.1f} [{ours['lo']:5.1f},{ours['hi']:5.1f}]"
-            f"  {best[:28]:>28s} {pol[best]['pct_of_B']['mean']:6.1f}"
+            f"  {pol[best]['label'][:28]:>28s} {pol[best]['pct_of_B']['mean']:6.1f}"
             f" {int(pol[OURS]['violations_total']):5d}"
         )
     checks = result["checks"]
@@ -143,12 +139,18 @@ def format_pricing(result: dict[str, Any]) -> str:
             f"[{zero['lo']:.1f}, {zero['hi']:.1f}]"
         )
     margin = checks["paired_margin_over_it_pct_of_B"]
+    best_label = result["scenarios"][0]["policies"][checks["best_non_personalized_in_default"]]
     lines.append(
-        f"default scenario: bundlewise minus {checks['best_non_personalized_in_default']} = "
+        f"default scenario: bundlewise minus {best_label['label']} = "
         f"{margin['mean']:+.2f} points of B [{margin['lo']:+.2f}, {margin['hi']:+.2f}] (paired)"
     )
     violations = checks["violations_bundlewise_all_runs"]
     lines.append(f"guardrail violations by bundlewise, all runs: {violations:.0f}")
+    fallbacks = checks["engine_fallbacks_all_runs"]
+    lines.append(
+        f"engine price-response fits: {fallbacks['fits']}; flat demand (priced at the list): "
+        f"{fallbacks['flat']}; too few acceptances (prior slope): {fallbacks['prior']}"
+    )
     return "\n".join(lines)
 
 

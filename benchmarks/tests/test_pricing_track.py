@@ -1,26 +1,25 @@
-"""`bundlewise simulate` end to end on the bundled data (small sizes), and its report."""
+"""The pricing track and `bundlewise simulate` end to end on the bundled data (small sizes)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from bundlewise.cli.main import app
-from bundlewise.evaluation.pricing_track import _checks, _noise_curve, format_pricing
-from bundlewise.evaluation.report import build_simulation_report
-from bundlewise.evaluation.simulator import (
-    B_BOUND,
-    OURS,
-    POLICIES,
-    MarketBundle,
-    Scenario,
-    run_scenario,
-)
+from bundlewise_bench.market import MarketBundle, Scenario
+from bundlewise_bench.policies import default_policies
+from bundlewise_bench.pricing_track import _checks, _noise_curve, format_pricing
+from bundlewise_bench.report import build_simulation_report
+from bundlewise_bench.simulator import B_BOUND, OURS, run_scenario
+
+POLICIES = tuple(p.name for p in default_policies())
+LABELS = tuple(p.label for p in default_policies())
 
 pytestmark = pytest.mark.integration
 
@@ -34,9 +33,10 @@ def test_simulate_writes_json_html_and_a_table(tmp_path: Path) -> None:
         ["simulate", "--quick", "--seeds", "2", "--no-grid", "--bundles", "1", "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
-    for name in POLICIES:
-        assert name in result.output
+    for label in LABELS:
+        assert label in result.output
     data = json.loads((out / "simulation.json").read_text())
+    assert data["files"] == [str(out / "simulation.json"), str(out / "simulation.html")]
     default = data["scenarios"][0]
     assert default["seeds"] == [0, 1]
     assert set(default["policies"]) == set(POLICIES)
@@ -61,7 +61,9 @@ def test_simulate_rejects_bad_arguments(tmp_path: Path) -> None:
     assert "Traceback" not in missing.output
 
 
-def test_report_and_table_of_a_small_grid() -> None:
+@pytest.fixture(scope="module")
+def small_grid() -> dict[str, Any]:
+    """A pricing-track result on one made-up bundle, two scenarios, two seeds."""
     bundles = [
         MarketBundle(
             ("a", "b"), ("Mug", "杯垫"), np.array([300.0, 500.0]), 1000,
@@ -72,7 +74,9 @@ def test_report_and_table_of_a_small_grid() -> None:
         run_scenario(bundles, replace(TINY, name="default", noise=0.2), seeds=(0, 1)),
         run_scenario(bundles, replace(TINY, name="noise 0.0", noise=0.0), (0, 1), with_milp=False),
     ]
-    result = {
+    for r in results:
+        r["seconds"] = 0.0
+    return {
         "source": "tiny",
         "n_bundles": 1,
         "pricing": {"min_margin": 0.1, "max_discount": 0.3, "fairness_band": 0.25},
@@ -80,13 +84,35 @@ def test_report_and_table_of_a_small_grid() -> None:
         "noise_curve": _noise_curve(results),
         "checks": _checks(results),
     }
-    for r in results:
-        r["seconds"] = 0.0
+
+
+def test_report_and_table_of_a_small_grid(small_grid: dict[str, Any]) -> None:
+    result = small_grid
     assert result["noise_curve"]["noise"] == [0.0, 0.2]
     assert B_BOUND not in result["noise_curve"]["pct_of_B"]
     assert result["checks"]["pct_of_B_at_zero_noise"]["mean"] > 0
     table = format_pricing(result)
     assert "noise 0.0" in table and OURS in table
+    assert "flat demand (priced at the list)" in table
     html = build_simulation_report(result)
     assert html.count("data:image/png;base64,") == 2  # noise curve + price distribution
     assert "杯垫" in html
+    for label in LABELS:
+        assert label in html
+
+
+def test_simulate_json_is_one_document(
+    small_grid: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bundlewise_bench.pricing_track
+
+    monkeypatch.setattr(
+        bundlewise_bench.pricing_track, "pricing_track", lambda *a, **k: dict(small_grid)
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["simulate", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # the whole of stdout is one JSON document
+    assert data["files"] == [str(out / "simulation.json"), str(out / "simulation.html")]
+    assert data == json.loads((out / "simulation.json").read_text(encoding="utf-8"))
+    assert data["scenarios"][0]["policies"][OURS]["label"] == "bundlewise"

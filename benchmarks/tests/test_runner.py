@@ -7,13 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bundlewise.evaluation.runner import (
-    ModelResult,
-    ModelSpec,
-    default_youshu_models,
-    item_view,
-    run_youshu,
-)
 from bundlewise.evaluation.youshu import YoushuData, evaluate_ranking, load_youshu
 from bundlewise.models import (
     ALSRecommender,
@@ -21,6 +14,13 @@ from bundlewise.models import (
     EASERecommender,
     ItemKNNRecommender,
     PopularityRecommender,
+)
+from bundlewise_bench.runner import (
+    ModelResult,
+    ModelSpec,
+    default_youshu_models,
+    item_view,
+    run_youshu,
 )
 
 # The 3-user world of test_youshu.py: 5 bundles, 4 items.

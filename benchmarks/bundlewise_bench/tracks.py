@@ -1,6 +1,6 @@
 """The two recommendation tracks as functions returning plain, JSON-ready results.
 
-Used by ``bundlewise evaluate`` and ``benchmarks/recommendation.py``; the ``format_*``
+Used by ``benchmarks/recommendation.py``; the ``format_*``
 functions turn results into text tables (library code never prints).
 """
 
@@ -40,10 +40,10 @@ from bundlewise.evaluation.next_basket import (
     score_cold_start,
     temporal_split,
 )
-from bundlewise.evaluation.runner import run_youshu
 from bundlewise.evaluation.youshu import load_youshu
 from bundlewise.mining import PairMiner
 from bundlewise.models import ItemKNNRecommender
+from bundlewise_bench.runner import run_youshu
 
 OURS = "bundlewise (history x complements)"
 OURS_BEAM = "bundlewise beam (blend tuned on validation)"
@@ -58,7 +58,7 @@ EASE_NAME = "EASE (bundle view)"
 def youshu_track(
     folder: str | Path, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """Train and score every Youshu model; see :func:`bundlewise.evaluation.runner.run_youshu`."""
+    """Train and score every Youshu model; see :func:`bundlewise_bench.runner.run_youshu`."""
     data = load_youshu(folder)
     results = run_youshu(data, progress=progress)
     return {
