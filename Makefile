@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml benchmarks/pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev,mf,seq,text,serve]"
 	# the benchmark harness (bundlewise_bench), after the product it depends on
-	$(BIN)/python -m pip install --quiet --no-deps -e benchmarks
+	$(BIN)/python -m pip install --quiet --no-deps -e ./benchmarks
 	touch $(STAMP)
 
 demo: $(STAMP)

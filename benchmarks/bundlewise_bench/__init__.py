@@ -1,7 +1,7 @@
 """bundlewise's benchmark harness: market simulation, pricing policies, tracks and runners.
 
 Not part of the product package. ``benchmarks/pricing.py`` and ``benchmarks/recommendation.py``
-run it; ``bundlewise simulate`` uses it when it is installed (``pip install -e benchmarks``
+run it; ``bundlewise simulate`` uses it when it is installed (``pip install -e ./benchmarks``
 from a source checkout; ``make test`` and ``make demo`` install it).
 
 Modules: :mod:`~bundlewise_bench.market` (bundle markets fitted to real orders, shoppers and

@@ -20,6 +20,6 @@ def test_simulate_without_the_bench_package(
     result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path)])
     assert result.exit_code != 0
     said = " ".join(result.output.split())
-    assert BENCH_MISSING in said and "pip install -e benchmarks" in said
+    assert BENCH_MISSING in said and "pip install -e ./benchmarks" in said
     assert "Traceback" not in result.output
     assert not list(tmp_path.iterdir())  # nothing written

@@ -365,7 +365,7 @@ def evaluate(
 #: What `bundlewise simulate` says when the benchmark harness is not installed.
 BENCH_MISSING = (
     "`bundlewise simulate` runs the benchmark harness, which is not installed: in a source "
-    "checkout run `pip install -e benchmarks` (`make test` does), or run "
+    "checkout run `pip install -e ./benchmarks` (`make test` does), or run "
     "`python benchmarks/pricing.py`."
 )
 
@@ -401,7 +401,7 @@ def simulate(
     bundling, bundle-size pricing, the exact mixed-bundling MILP and bundlewise on the same
     shoppers, over seeds and a scenario grid. Writes <out>/simulation.json and
     <out>/simulation.html. Needs the benchmark package of a source checkout
-    (`pip install -e benchmarks`).
+    (`pip install -e ./benchmarks`).
     """
     import json
     from dataclasses import replace
