@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from served import ODD_CUSTOMER_IDS
 
 from bundlewise.config import PricingConfig
 from bundlewise.data import Workspace
@@ -25,6 +27,7 @@ from bundlewise.pricing import Guardrails, violated_rules
 from bundlewise.pricing.guardrails import BINDING_RULES
 from bundlewise.serving.app import create_app, pseudonym
 from bundlewise.serving.keys import KeyStore
+from bundlewise.serving.privacy import SECRET_FILE
 from bundlewise.serving.settings import ServeSettings
 from bundlewise.serving.store import FeedbackStore
 
@@ -153,11 +156,12 @@ def _assert_error(response: Response, status: int, code: str | None = None) -> s
     return message
 
 
-def _feedback_event(**overrides: Any) -> dict[str, Any]:
+def _feedback_event(facts: Facts, **overrides: Any) -> dict[str, Any]:
+    """A valid event: the first offer served to the known customer."""
     event: dict[str, Any] = {
         "event_id": "evt-0001",
-        "offer_id": "offer-1",
-        "customer_id": "12346",
+        "offer_id": facts.customer_offers[0]["offer_id"],
+        "customer_id": facts.customer_id,
         "outcome": "accepted",
         "occurred_at": "2026-01-05T10:00:00Z",
         "price_paid_minor": 899,
@@ -172,7 +176,7 @@ def _v1_requests(facts: Facts) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("GET", f"/v1/customers/{facts.customer_id}/offers", None),
         ("POST", "/v1/carts/offers", {"item_ids": [facts.partnered_item]}),
         ("POST", "/v1/quotes", {"item_ids": [facts.item_a, facts.item_b]}),
-        ("POST", "/v1/feedback", _feedback_event()),
+        ("POST", "/v1/feedback", _feedback_event(facts)),
         ("GET", f"/v1/items/{facts.partnered_item}/bundles", None),
         ("POST", "/v1/admin/reload", None),
         ("GET", "/v1/dashboard/summary", None),
@@ -355,17 +359,64 @@ def test_bad_n_is_422_naming_the_field(
 
 
 @pytest.mark.parametrize(
-    "customer_id",
-    ["a b", "x" * 129, "x" * 5000, "a%00b", "a;DROP TABLE offers", "a%0Ab", "<script>", "a%2Fb"],
+    "customer_id", ["x" * 257, "x" * 5000, "a%00b", "a%0Ab", "a%09b", "%7F", "%20%0D"]
 )
-def test_bad_customer_ids_never_crash(
+def test_bad_customer_ids_are_refused(
     api: TestClient, shared: ServedLike, customer_id: str
 ) -> None:
     response = api.get(f"/v1/customers/{customer_id}/offers", headers=_key(shared))
-    assert response.status_code in (404, 422), response.text
-    message = _assert_error(response, response.status_code)
-    if response.status_code == 422:
-        assert "customer_id" in message
+    if "%0A" in customer_id:  # a line feed matches no route
+        _assert_error(response, 404)
+    else:
+        assert "customer_id" in _assert_error(response, 422, "invalid")
+
+
+# Regression (issue 9): ids with @ + # space / or non-ASCII letters train fine and must be served.
+ODD_IDS = [
+    "ann@example.com",
+    "a+b",
+    "#42",
+    "a b",
+    "a/b",
+    "a/../b",
+    "müller",
+    "顾客-7",
+    "x" * 256,
+    "a;DROP TABLE offers",
+    "<script>",
+    "100%",
+    "a?b=c",
+]
+
+
+@pytest.mark.parametrize("customer_id", ODD_CUSTOMER_IDS)
+def test_known_customers_with_odd_ids_get_their_offers(
+    api: TestClient, shared: ServedLike, trained_workspace: Path, customer_id: str
+) -> None:
+    stored = [
+        r["offer_id"]
+        for r in sorted(
+            Workspace(trained_workspace).table("offers").to_pylist(), key=lambda r: r["offer_rank"]
+        )
+        if r["customer_id"] == customer_id
+    ]
+    assert stored, f"{customer_id!r} has no stored offers"
+    path = f"/v1/customers/{quote(customer_id, safe='')}/offers"
+    response = api.get(path, params={"n": 50}, headers=_key(shared))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["personalized"] is True
+    assert [o["offer_id"] for o in body["offers"]] == stored
+
+
+@pytest.mark.parametrize("customer_id", ODD_IDS)
+def test_any_data_id_is_served_url_encoded(
+    api: TestClient, shared: ServedLike, customer_id: str
+) -> None:
+    path = f"/v1/customers/{quote(customer_id, safe='')}/offers"
+    response = api.get(path, headers=_key(shared))
+    assert response.status_code == 200, response.text
+    assert response.json()["customer_id"] == customer_id
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,8 +565,8 @@ def test_bad_quote_is_422(
 # --------------------------------------------------------------------------------------------
 
 
-def test_feedback_is_stored_once(client: TestClient, served: ServedLike) -> None:
-    event = _feedback_event()
+def test_feedback_is_stored_once(client: TestClient, served: ServedLike, facts: Facts) -> None:
+    event = _feedback_event(facts)
     first = client.post("/v1/feedback", json=event, headers=_key(served))
     assert first.status_code == 200, first.text
     assert first.json() == {"event_id": event["event_id"], "status": "stored"}
@@ -530,7 +581,7 @@ def test_feedback_is_stored_once(client: TestClient, served: ServedLike) -> None
     finally:
         store.close()
     # Events without a price (shown, rejected) are fine too.
-    shown = _feedback_event(event_id="evt-0002", outcome="shown", price_paid_minor=None)
+    shown = _feedback_event(facts, event_id="evt-0002", outcome="shown", price_paid_minor=None)
     assert client.post("/v1/feedback", json=shown, headers=_key(served)).json()["status"] == (
         "stored"
     )
@@ -539,11 +590,14 @@ def test_feedback_is_stored_once(client: TestClient, served: ServedLike) -> None
     assert 'bundlewise_feedback_events_total{status="duplicate"} 2.0' in metrics
 
 
-def test_feedback_conflict_is_409(client: TestClient, served: ServedLike) -> None:
-    event = _feedback_event()
+def test_feedback_conflict_is_409(client: TestClient, served: ServedLike, facts: Facts) -> None:
+    event = _feedback_event(facts)
     assert client.post("/v1/feedback", json=event, headers=_key(served)).status_code == 200
-    for change in ({"outcome": "rejected"}, {"price_paid_minor": 1}, {"offer_id": "other"}):
-        response = client.post("/v1/feedback", json=_feedback_event(**change), headers=_key(served))
+    other_offer = facts.customer_offers[1]["offer_id"]
+    for change in ({"outcome": "rejected"}, {"price_paid_minor": 1}, {"offer_id": other_offer}):
+        response = client.post(
+            "/v1/feedback", json=_feedback_event(facts, **change), headers=_key(served)
+        )
         message = _assert_error(response, 409, "conflict")
         assert event["event_id"] in message
     store = FeedbackStore(served.feedback_url)
@@ -568,15 +622,19 @@ def test_feedback_conflict_is_409(client: TestClient, served: ServedLike) -> Non
     ],
 )
 def test_bad_feedback_is_422(
-    client: TestClient, served: ServedLike, change: dict[str, Any], field: str
+    client: TestClient, served: ServedLike, facts: Facts, change: dict[str, Any], field: str
 ) -> None:
-    response = client.post("/v1/feedback", json=_feedback_event(**change), headers=_key(served))
+    response = client.post(
+        "/v1/feedback", json=_feedback_event(facts, **change), headers=_key(served)
+    )
     assert field in _assert_error(response, 422, "invalid")
 
 
 @pytest.mark.parametrize("field", ["event_id", "offer_id", "customer_id", "outcome", "occurred_at"])
-def test_feedback_missing_field_is_422(client: TestClient, served: ServedLike, field: str) -> None:
-    event = _feedback_event()
+def test_feedback_missing_field_is_422(
+    client: TestClient, served: ServedLike, facts: Facts, field: str
+) -> None:
+    event = _feedback_event(facts)
     del event[field]
     response = client.post("/v1/feedback", json=event, headers=_key(served))
     assert field in _assert_error(response, 422, "invalid")
@@ -587,16 +645,20 @@ def test_feedback_missing_field_is_422(client: TestClient, served: ServedLike, f
         store.close()
 
 
-def test_feedback_occurred_at_must_be_iso_8601(client: TestClient, served: ServedLike) -> None:
-    event = _feedback_event(occurred_at="not a date at all")
+def test_feedback_occurred_at_must_be_iso_8601(
+    client: TestClient, served: ServedLike, facts: Facts
+) -> None:
+    event = _feedback_event(facts, occurred_at="not a date at all")
     response = client.post("/v1/feedback", json=event, headers=_key(served))
     assert "occurred_at" in _assert_error(response, 422, "invalid")
 
 
 @pytest.mark.parametrize("price", [True, False])
-def test_feedback_boolean_price_is_422(client: TestClient, served: ServedLike, price: bool) -> None:
+def test_feedback_boolean_price_is_422(
+    client: TestClient, served: ServedLike, facts: Facts, price: bool
+) -> None:
     response = client.post(
-        "/v1/feedback", json=_feedback_event(price_paid_minor=price), headers=_key(served)
+        "/v1/feedback", json=_feedback_event(facts, price_paid_minor=price), headers=_key(served)
     )
     assert "price_paid_minor" in _assert_error(response, 422, "invalid")
 
@@ -756,8 +818,8 @@ def test_odd_requests_never_crash_or_leak_a_traceback(
         api.post("/v1/quotes", json={"item_ids": ["\x00", "\u2603"]}, headers=key),
         api.post("/v1/quotes", headers=key | {"Content-Length": "abc"}, content=b"{}"),
         api.post("/v1/carts/offers", json={"item_ids": ["x"], "n": 10**30}, headers=key),
-        api.post("/v1/feedback", json=_feedback_event(price_paid_minor=1e300), headers=key),
-        api.post("/v1/feedback", json=_feedback_event(customer_id="\x00" * 10), headers=key),
+        api.post("/v1/feedback", json=_feedback_event(facts, price_paid_minor=1e300), headers=key),
+        api.post("/v1/feedback", json=_feedback_event(facts, customer_id="\x00" * 10), headers=key),
         api.get(f"/v1/customers/{facts.customer_id}/offers?n=1e3", headers=key),
         api.get(f"/v1/customers/{facts.customer_id}/offers?n=1&n=2", headers=key),
         api.get("/v1/customers/%C3%A9/offers", headers=key),
@@ -765,7 +827,7 @@ def test_odd_requests_never_crash_or_leak_a_traceback(
         api.get("/v1/customers//offers", headers=key),
         api.get("/v1/items/%2E%2E/bundles", headers=key),
         api.delete("/v1/quotes", headers=key),
-        api.put("/v1/feedback", json=_feedback_event(), headers=key),
+        api.put("/v1/feedback", json=_feedback_event(facts), headers=key),
         api.get("/v1/admin/reload", headers={"X-API-Key": shared.admin_key}),
         api.get("/health", headers={"X-API-Key": "\u00e9".encode("latin-1")}),
         api.get("/v1/dashboard/summary", headers={"X-API-Key": "bw_" + "_" * 500}),
@@ -834,14 +896,56 @@ def test_openapi_documents_every_route_and_its_errors(api: TestClient) -> None:
             assert responses[status]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorOut"
             }
-        header = [p for p in operation.get("parameters", []) if p["in"] == "header"]
-        assert [p["name"].lower() for p in header] == ["x-api-key"]
+        # The key is the declared security scheme, not a loose header parameter.
+        assert operation["security"] == [{"ApiKey": []}], (method, path)
+        assert not [p for p in operation.get("parameters", []) if p["in"] == "header"]
+        assert operation["tags"], (method, path)
+        assert "429" in responses and set(responses["429"]["headers"]) == {
+            "Retry-After",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+        }
+    assert doc["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": doc["components"]["securitySchemes"]["ApiKey"]["description"],
+    }
     for path in ("/health", "/metrics"):
         assert not paths[path]["get"].get("parameters")
-    assert "/dashboard" not in paths
+        assert "security" not in paths[path]["get"]
+    assert "/dashboard" not in paths and "/docs" not in paths and "/" not in paths
     customer = paths["/v1/customers/{customer_id}/offers"]["get"]["parameters"]
     n = next(p for p in customer if p["name"] == "n")
     assert n["schema"]["minimum"] == 1 and n["schema"]["maximum"] == 50
+    # Path ids: any id of the data, percent-encoded; the document says so.
+    for path, name in (
+        ("/v1/customers/{customer_id}/offers", "customer_id"),
+        ("/v1/items/{item_id}/bundles", "item_id"),
+    ):
+        param = next(p for p in paths[path]["get"]["parameters"] if p["name"] == name)
+        assert "percent-encoded" in param["description"]
+        assert param["schema"]["maxLength"] == 256
+        assert "pattern" in param["schema"] and "a-z" not in param["schema"]["pattern"]
+
+
+def test_openapi_operation_ids_and_tags_are_readable(api: TestClient) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    ids = {(m, path): op["operationId"] for path, ops in paths.items() for m, op in ops.items()}
+    assert ids == {
+        ("get", "/v1/customers/{customer_id}/offers"): "customer_offers",
+        ("post", "/v1/carts/offers"): "cart_offers",
+        ("post", "/v1/quotes"): "quote_bundle",
+        ("post", "/v1/feedback"): "record_feedback",
+        ("get", "/v1/items/{item_id}/bundles"): "item_bundles",
+        ("post", "/v1/admin/reload"): "reload_model",
+        ("get", "/v1/dashboard/summary"): "dashboard_summary",
+        ("get", "/health"): "health",
+        ("get", "/metrics"): "metrics",
+    }
+    tags = {path: ops[next(iter(ops))]["tags"] for path, ops in paths.items()}
+    assert tags["/v1/feedback"] == ["feedback"] and tags["/health"] == ["operations"]
 
 
 def test_openapi_documents_the_route_specific_errors(api: TestClient) -> None:
@@ -860,6 +964,8 @@ def test_openapi_documents_the_route_specific_errors(api: TestClient) -> None:
 def test_logs_name_customers_only_by_pseudonym(
     client: TestClient, served: ServedLike, caplog: pytest.LogCaptureFixture
 ) -> None:
+    secret = (served.workspace / SECRET_FILE).read_text().strip()
+    assert len(secret) == 64 and secret != "bundlewise"  # generated per workspace, 256 bits
 
     with caplog.at_level("DEBUG", logger="bundlewise.serving"):
         r = client.get(
@@ -867,5 +973,6 @@ def test_logs_name_customers_only_by_pseudonym(
         )
     assert r.status_code == 200
     text = "\n".join(rec.getMessage() for rec in caplog.records)
-    assert pseudonym("secret-customer-42", "bundlewise") in text
+    assert pseudonym("secret-customer-42", secret) in text
+    assert pseudonym("secret-customer-42", "bundlewise") not in text
     assert "secret-customer-42" not in text

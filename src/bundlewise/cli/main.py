@@ -495,7 +495,7 @@ def keys_revoke(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     keys_file: KeysFileOpt = None,
 ) -> None:
-    """Revoke a key (takes effect on the server's next reload or restart)."""
+    """Revoke a key (a running server stops accepting it within a second)."""
     with _errors():
         if not _key_store(workspace, keys_file).revoke(key_id):
             raise BundlewiseError(f"no key with id {key_id!r}.")
@@ -505,8 +505,12 @@ def keys_revoke(
 @app.command()
 def serve(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port [default: 8000].")
+    ] = None,
     feedback_url: Annotated[
         str | None,
         typer.Option(
@@ -514,30 +518,126 @@ def serve(
         ),
     ] = None,
     keys_file: KeysFileOpt = None,
-    rate_limit: Annotated[int, typer.Option(min=1, help="Requests per minute per key.")] = 6000,
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML config.")] = None,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Requests per minute per key, whole server [default: 6000]."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Server processes; they share the rate limits [default: 1]."
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Connections and requests at once per worker; more get 503 [default: 256]."
+        ),
+    ] = None,
+    keep_alive_timeout: Annotated[
+        int | None,
+        typer.Option(min=1, help="Seconds before an idle connection is closed [default: 5]."),
+    ] = None,
+    feedback_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds a feedback write may take before a 503 [default: 2]."),
+    ] = None,
+    reprice: Annotated[
+        bool,
+        typer.Option(
+            "--reprice",
+            help="Price with --config's guardrails even when they differ from the trained "
+            "model's (otherwise such a config is refused).",
+        ),
+    ] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML config (default: the one the model was trained with)."),
+    ] = None,
 ) -> None:
     """Serve offers, quotes, feedback and the dashboard (/dashboard) over HTTP.
 
     Needs a trained workspace and an API key (`bundlewise keys create --scope read`).
-    OpenAPI docs at /docs; metrics at /metrics; health at /health.
+    OpenAPI docs at /docs (offline); metrics at /metrics; health at /health. Every setting can
+    also come from a BUNDLEWISE_* environment variable (e.g. BUNDLEWISE_RATE_LIMIT_PER_MINUTE);
+    flags win.
     """
+    import tempfile
+
+    import pydantic
     import uvicorn
 
+    from bundlewise.exceptions import ConfigError
     from bundlewise.serving.app import create_app
+    from bundlewise.serving.ratelimit import SharedTokenBucket
     from bundlewise.serving.settings import ServeSettings
+    from bundlewise.serving.state import ServingState
 
-    with _errors():
-        settings = ServeSettings(
-            workspace=workspace,
-            feedback_url=feedback_url,
-            keys_file=keys_file,
-            rate_limit_per_minute=rate_limit,
+    flags: dict[str, Any] = {
+        "workspace": workspace,
+        "host": host,
+        "port": port,
+        "feedback_url": feedback_url,
+        "keys_file": keys_file,
+        "rate_limit_per_minute": rate_limit,
+        "workers": workers,
+        "max_concurrency": max_concurrency,
+        "timeout_keep_alive_seconds": keep_alive_timeout,
+        "feedback_timeout_seconds": feedback_timeout,
+        "config_file": config_file,
+        "reprice": reprice or None,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    with tempfile.TemporaryDirectory(prefix="bundlewise-serve-") as scratch, _errors():
+        try:
+            settings = ServeSettings(**flags)
+            if settings.workers > 1 and settings.rate_limit_file is None:
+                # The worker processes share their token buckets through this file.
+                shared = Path(scratch) / "rate_limits"
+                SharedTokenBucket.create(shared)
+                settings = ServeSettings(**flags, rate_limit_file=shared)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ConfigError(f"serve: {where}: {first['msg']}") from None
+        if not (settings.workspace / "bundlewise.duckdb").exists():
+            raise BundlewiseError(
+                f"no workspace at {settings.workspace}: run `bundlewise train` first."
+            )
+        state = ServingState(settings)  # a bad model, config or store: one line, here
+        snapshot = state.snapshot
+        url = f"http://{settings.host}:{settings.port}"
+        n_workers = settings.workers
+        console.print(
+            f"bundlewise {__version__} serving model {snapshot.model_version} "
+            f"({snapshot.n_customers:,} customers) at {url} with {n_workers} worker(s)\n"
+            f"  dashboard: {url}/dashboard\n"
+            f"  API docs:  {url}/docs\n"
+            f"  health:    {url}/health",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-        if not (workspace / "bundlewise.duckdb").exists():
-            raise BundlewiseError(f"no workspace at {workspace}: run `bundlewise train` first.")
-        application = create_app(settings, _config(config_file))
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        options: dict[str, Any] = {
+            "host": settings.host,
+            "port": settings.port,
+            "log_level": "warning",
+            "access_log": False,
+            "timeout_keep_alive": settings.timeout_keep_alive_seconds,
+            "limit_concurrency": settings.max_concurrency,
+        }
+        if n_workers == 1:
+            uvicorn.run(create_app(settings, state=state), **options)
+        else:
+            state.close()
+            del state, snapshot
+            os.environ.update(settings.to_environment())
+            uvicorn.run(
+                "bundlewise.serving.app:app_from_environment",
+                factory=True,
+                workers=n_workers,
+                **options,
+            )
 
 
 @app.callback(invoke_without_command=True)

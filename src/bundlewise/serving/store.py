@@ -4,6 +4,10 @@ An event is acknowledged only after its transaction has committed; with SQLite t
 runs with ``journal_mode=WAL`` and ``synchronous=FULL``, so a committed event survives a crash
 of the process (and of the machine). Events are idempotent by ``event_id``: the same event sent
 again is acknowledged as a duplicate; a different event under a known id is a conflict.
+
+SQL parameters (customer ids among them) never reach logs or error messages: the engine is
+created with ``hide_parameters=True``. A store that is locked, read-only or unreachable raises
+:class:`StoreUnavailable` (the server answers 503) after at most ``busy_timeout_seconds``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ feedback_events = sa.Table(
     sa.Column("received_at", sa.String(40), nullable=False),
 )
 
+#: Driver errors that mean "not now" (locked, read-only, connection lost), not a bad request.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError)
+
 _FIELDS = ("offer_id", "customer_id", "outcome", "price_paid_minor", "occurred_at")
 
 
@@ -49,6 +56,10 @@ class EventConflict(Exception):
     """A different event was already stored under the same event id."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot take a write now (locked, read-only, unreachable); says why."""
+
+
 class FeedbackStore:
     """Append-only, idempotent event store.
 
@@ -60,13 +71,16 @@ class FeedbackStore:
     ('stored', 'duplicate', 1)
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_seconds: float = 30.0) -> None:
         self.url = url
+        self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
-        if url.startswith("sqlite"):
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_seconds}
+        elif url.startswith("postgresql"):
+            kwargs["connect_args"] = {"connect_timeout": max(1, round(busy_timeout_seconds))}
+        self.engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
+        if self.is_sqlite:
 
             @sa.event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -84,6 +98,8 @@ class FeedbackStore:
         ------
         EventConflict
             When another event with the same id but different content exists.
+        StoreUnavailable
+            When the store is locked, read-only or unreachable.
         """
         row = {
             "event_id": event.event_id,
@@ -99,6 +115,10 @@ class FeedbackStore:
                 con.execute(feedback_events.insert().values(**row))
             return "stored"
         except IntegrityError:
+            pass
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(_why(exc)) from None
+        try:
             with self.engine.connect() as con:
                 old = (
                     con.execute(
@@ -109,9 +129,11 @@ class FeedbackStore:
                     .mappings()
                     .first()
                 )
-            if old is not None and all(old[f] == row[f] for f in _FIELDS):
-                return "duplicate"
-            raise EventConflict(event.event_id) from None
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(_why(exc)) from None
+        if old is not None and all(old[f] == row[f] for f in _FIELDS):
+            return "duplicate"
+        raise EventConflict(event.event_id)
 
     def count(self) -> int:
         with self.engine.connect() as con:
@@ -124,6 +146,7 @@ class FeedbackStore:
             return {r[0] for r in con.execute(sa.select(feedback_events.c.event_id))}
 
     def ping(self) -> bool:
+        """True when the store answers a read."""
         try:
             with self.engine.connect() as con:
                 con.execute(sa.text("SELECT 1"))
@@ -131,8 +154,31 @@ class FeedbackStore:
         except sa.exc.SQLAlchemyError:
             return False
 
+    def check_writable(self) -> str | None:
+        """None when the store would take a write now; otherwise why not (locked, read-only,
+        unreachable). Writes nothing: an update of no row, rolled back, which still needs the
+        write lock and write permission."""
+        try:
+            with self.engine.connect() as con:
+                con.execute(
+                    feedback_events.update()
+                    .where(sa.false())
+                    .values(outcome=feedback_events.c.outcome)
+                )
+                con.rollback()
+        except sa.exc.SQLAlchemyError as exc:
+            return _why(exc)
+        return None
+
     def close(self) -> None:
         self.engine.dispose()
 
 
-__all__ = ["OUTCOMES", "EventConflict", "FeedbackEvent", "FeedbackStore"]
+def _why(exc: sa.exc.SQLAlchemyError) -> str:
+    """The driver's own words (no SQL, no parameters), e.g. ``database is locked``."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig or exc).__name__}: {text[0] if text else 'unknown error'}"
+
+
+__all__ = ["OUTCOMES", "EventConflict", "FeedbackEvent", "FeedbackStore", "StoreUnavailable"]

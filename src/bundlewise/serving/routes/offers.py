@@ -1,0 +1,58 @@
+"""``GET /v1/customers/{customer_id}/offers``: a customer's ranked offers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from bundlewise.serving.deps import Reader, SnapshotDep, StateDep
+from bundlewise.serving.privacy import pseudonym
+from bundlewise.serving.routes._common import CustomerPath
+from bundlewise.serving.schemas import ERRORS, MAX_N, OffersOut
+
+logger = logging.getLogger("bundlewise.serving")
+
+router = APIRouter(tags=["offers"])
+
+_RANK = b'"offer_rank":'
+
+
+def first_offers(body: bytes, n: int) -> bytes:
+    """At most ``n`` offers of a JSON array of offers (as stored: compact JSON, one
+    ``"offer_rank":`` key per offer; a quote inside a string is escaped, so the count is exact).
+
+    Examples
+    --------
+    >>> first_offers(b'[{"offer_rank":1},{"offer_rank":2}]', 1)
+    b'[{"offer_rank":1}]'
+    """
+    if body.count(_RANK) <= n:
+        return body
+    return json.dumps(json.loads(body)[:n], separators=(",", ":")).encode()
+
+
+@router.get(
+    "/v1/customers/{customer_id:path}/offers",
+    response_class=Response,
+    responses={200: {"model": OffersOut, "description": "Ranked offers."}, **ERRORS},
+)
+async def customer_offers(
+    customer_id: CustomerPath,
+    _: Reader,
+    snapshot: SnapshotDep,
+    state: StateDep,
+    n: Annotated[int, Query(ge=1, le=MAX_N, description="At most this many offers.")] = 5,
+) -> Response:
+    """Ranked bundles for a customer (at most ``n``), with price, discount, P(accept), expected
+    profit and the explanation; popular bundles (``personalized: false``) for unknown
+    customers."""
+    body, personal = snapshot.offers_json(customer_id, n)
+    body = first_offers(body, n)
+    logger.debug("offers for %s", pseudonym(customer_id, state.secret))
+    head = b'{"customer_id":' + json.dumps(customer_id).encode()
+    flag = b',"personalized":true,"offers":' if personal else b',"personalized":false,"offers":'
+    return Response(head + flag + body + b"}", media_type="application/json")
