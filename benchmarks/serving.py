@@ -87,7 +87,12 @@ def main() -> None:
         if args.crash:
             crash_url = f"sqlite:///{Path(tmp) / 'crash.db'}"
             with running_server(workspace.path, crash_url, keys, ["--rate-limit", "1000000"]) as s:
-                acked, sent = feedback_until_killed(s, key, kill_after_acks=2000)
+                offer = next(
+                    (r["offer_id"], r["customer_id"])
+                    for r in workspace.table("offers").to_pylist()
+                    if r["customer_id"] != "__anonymous__"
+                )
+                acked, sent = feedback_until_killed(s, key, offer, kill_after_acks=2000)
             store = FeedbackStore(crash_url)
             stored = store.event_ids()
             store.close()

@@ -10,15 +10,27 @@ import pytest
 import sqlalchemy as sa
 from served import Served
 
+from bundlewise.data import Workspace
 from bundlewise.serving.loadgen import feedback_until_killed, running_server
 from bundlewise.serving.store import FeedbackStore
 
 pytestmark = pytest.mark.integration
 
 
+def _served_offer(served: Served) -> tuple[str, str]:
+    """An offer id and the customer it is served to (feedback is checked against them)."""
+    row = next(
+        r
+        for r in Workspace(served.workspace).table("offers").to_pylist()
+        if r["customer_id"] != "__anonymous__"
+    )
+    return row["offer_id"], row["customer_id"]
+
+
 def _crash(served: Served, feedback_url: str) -> tuple[int, int, int]:
+    offer = _served_offer(served)
     with running_server(served.workspace, feedback_url, served.keys_file) as server:
-        acked, sent = feedback_until_killed(server, served.read_key, kill_after_acks=300)
+        acked, sent = feedback_until_killed(server, served.read_key, offer, kill_after_acks=300)
         assert server.process.returncode == -9  # it really was killed, not stopped
     store = FeedbackStore(feedback_url)
     try:

@@ -590,12 +590,12 @@ def serve(
     flags = {k: v for k, v in flags.items() if v is not None}
     with tempfile.TemporaryDirectory(prefix="bundlewise-serve-") as scratch, _errors():
         try:
-            settings = ServeSettings(**flags)
-            if settings.workers > 1 and settings.rate_limit_file is None:
-                # The worker processes share their token buckets through this file.
-                shared = Path(scratch) / "rate_limits"
-                SharedTokenBucket.create(shared)
-                settings = ServeSettings(**flags, rate_limit_file=shared)
+            # Several worker processes share their token buckets through this file.
+            shared = Path(scratch) / "rate_limits"
+            SharedTokenBucket.create(shared)
+            settings = ServeSettings(**{"rate_limit_file": shared, **flags})
+            if settings.workers == 1 and settings.rate_limit_file == shared:
+                settings = ServeSettings(**flags)  # one process: the buckets stay in it
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"])

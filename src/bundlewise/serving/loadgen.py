@@ -98,13 +98,16 @@ class CrashResult:
 def feedback_until_killed(
     server: Server,
     key: str,
+    offer: tuple[str, str],
     kill_after_acks: int = 300,
     threads: int = 4,
     max_seconds: float = 30.0,
 ) -> tuple[set[str], int]:
-    """Send feedback events from ``threads`` threads; SIGKILL the server after
-    ``kill_after_acks`` acknowledgements. Returns the acknowledged event ids and the number sent.
+    """Send feedback events for ``offer`` (offer id, the customer it was served to) from
+    ``threads`` threads; SIGKILL the server after ``kill_after_acks`` acknowledgements. Returns
+    the acknowledged event ids and the number sent.
     """
+    offer_id, customer_id = offer
     acked: set[str] = set()
     sent = [0]
     lock = threading.Lock()
@@ -119,8 +122,8 @@ def feedback_until_killed(
                 k += 1
                 body = {
                     "event_id": event_id,
-                    "offer_id": "offer",
-                    "customer_id": "12346",
+                    "offer_id": offer_id,
+                    "customer_id": customer_id,
                     "outcome": "shown",
                     "occurred_at": "2026-11-23T12:00:00Z",
                 }
