@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml benchmarks/pyproject.toml
 	# torch first and pinned: a CPU build of this version is available locally; an unpinned
 	# torch pulled in by a later extra would download a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,mf,seq,text,serve]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,mf,seq,text,serve,xlsx]"
 	# the benchmark harness (bundlewise_bench), after the product it depends on
 	$(BIN)/python -m pip install --quiet --no-deps -e ./benchmarks
 	touch $(STAMP)

@@ -8,8 +8,11 @@ Example ``store.toml``::
     [input]
     format = "generic"          # or "online_retail" (auto-detected when omitted)
     encoding = "utf-8"
-    date_format = "%d/%m/%Y %H:%M"
+    date_format = "%d/%m/%Y %H:%M"   # or day_first = true; unambiguous dates need neither
+    decimal_separator = ","     # "1,50" is 1.50; unambiguous numbers need no setting
+    thousands_separator = "."
     currency = "GBP"
+    order_id = "column"         # or "customer+day" for exports without an order id
 
     [columns]                   # canonical field = column in your file
     order_id = "order_number"
@@ -57,6 +60,13 @@ def _check_int(name: str, value: int, low: int) -> None:
         raise ConfigError(f"`{name}`={value!r} should be >= {low}.")
 
 
+#: Separators allowed in numbers (``decimal_separator`` takes the first two only).
+DECIMAL_SEPARATORS: tuple[str, ...] = (".", ",")
+THOUSANDS_SEPARATORS: tuple[str, ...] = (",", ".", " ", "'", "\u00a0", "\u202f", "")
+#: Values of ``input.order_id``.
+ORDER_ID_SOURCES: tuple[str, ...] = ("column", "customer+day")
+
+
 @dataclass(frozen=True)
 class InputConfig:
     """How to read an orders file.
@@ -69,23 +79,85 @@ class InputConfig:
     encoding
         Text encoding of CSV files.
     date_format
-        ``strptime`` format of the timestamp column; ``None`` tries common formats.
+        ``strptime`` format of the timestamp column; ``None`` detects a common format. A column
+        whose dates read both day-first and month-first is an error unless ``day_first`` (or
+        ``date_format``) says which.
+    day_first
+        ``True``: ``03/04/2010`` is 3 April; ``False``: 4 March; ``None``: only unambiguous
+        columns are accepted.
+    decimal_separator
+        ``"."`` or ``","``; ``None`` accepts a decimal point, and a comma only where the column
+        shows it is a thousands separator (``1,299.50``); ``1,50`` is then an error.
+    thousands_separator
+        Digit grouping character (``","``, ``"."``, space, apostrophe, no-break spaces) or
+        ``""`` for none; ``None`` infers it with the decimal separator.
     currency
         ISO 4217 code of the prices in the file.
+    order_id
+        ``"column"``: the mapped order id column; ``"customer+day"``: one order per customer and
+        calendar day, for exports without an order id (Ta-Feng style).
     """
 
     format: str = "auto"
     encoding: str = "utf-8"
     date_format: str | None = None
     currency: str = "GBP"
+    day_first: bool | None = None
+    decimal_separator: str | None = None
+    thousands_separator: str | None = None
+    order_id: str = "column"
 
     def __post_init__(self) -> None:
+        from bundlewise.money import currency_exponent  # money imports this module's errors
+
         if self.format not in ("auto", "online_retail", "generic"):
             raise ConfigError(
                 f"`input.format`={self.format!r} should be 'auto', 'online_retail' or 'generic'."
             )
-        if not re.fullmatch(r"[A-Z]{3}", self.currency):
+        if not isinstance(self.currency, str) or not re.fullmatch(r"[A-Z]{3}", self.currency):
             raise ConfigError(f"`input.currency`={self.currency!r} should be an ISO 4217 code.")
+        try:
+            currency_exponent(self.currency)
+        except ConfigError as exc:
+            raise ConfigError(f"`input.currency`: {exc}") from None
+        if self.day_first is not None and not isinstance(self.day_first, bool):
+            raise ConfigError(f"`input.day_first` must be true or false, got {self.day_first!r}.")
+        if self.date_format is not None and (
+            not isinstance(self.date_format, str) or "%" not in self.date_format
+        ):
+            raise ConfigError(
+                f"`input.date_format`={self.date_format!r} should be a strptime format such as "
+                "'%d/%m/%Y %H:%M'."
+            )
+        if self.date_format is not None and self.day_first is not None:
+            raise ConfigError(
+                "set `input.date_format` or `input.day_first`, not both (the format already "
+                "says where the day is)."
+            )
+        if self.decimal_separator is not None and self.decimal_separator not in DECIMAL_SEPARATORS:
+            raise ConfigError(
+                f"`input.decimal_separator`={self.decimal_separator!r} should be '.' or ','."
+            )
+        if (
+            self.thousands_separator is not None
+            and self.thousands_separator not in THOUSANDS_SEPARATORS
+        ):
+            raise ConfigError(
+                f"`input.thousands_separator`={self.thousands_separator!r} should be one of "
+                f"{list(THOUSANDS_SEPARATORS)} ('' for none)."
+            )
+        if (
+            self.decimal_separator is not None
+            and self.decimal_separator == self.thousands_separator
+        ):
+            raise ConfigError(
+                f"`input.decimal_separator` and `input.thousands_separator` are both "
+                f"{self.decimal_separator!r}; they must differ."
+            )
+        if self.order_id not in ORDER_ID_SOURCES:
+            raise ConfigError(
+                f"`input.order_id`={self.order_id!r} should be 'column' or 'customer+day'."
+            )
 
 
 @dataclass(frozen=True)
@@ -414,7 +486,10 @@ def load_config(path: str | Path | None) -> Config:
 
 
 __all__ = [
+    "DECIMAL_SEPARATORS",
     "OPTIONAL_FIELDS",
+    "ORDER_ID_SOURCES",
+    "THOUSANDS_SEPARATORS",
     "REQUIRED_FIELDS",
     "CleaningConfig",
     "ColumnMapping",

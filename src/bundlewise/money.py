@@ -7,17 +7,47 @@ Every conversion from a float (an optimizer's output, a parsed price) to money g
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+from iso4217 import Currency
 
-#: Number of decimals of the minor unit for currencies we know; others default to 2.
-CURRENCY_EXPONENTS: dict[str, int] = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
+from bundlewise.exceptions import ConfigError
 
 
+@lru_cache(maxsize=None)
 def currency_exponent(currency: str) -> int:
-    """Decimals between the major and the minor unit of ``currency`` (2 for GBP, 0 for JPY)."""
-    return CURRENCY_EXPONENTS.get(currency.upper(), 2)
+    """Decimals between the major and the minor unit of ``currency`` (2 for GBP, 0 for JPY).
+
+    The exponents come from the ISO 4217 table as published by its maintenance agency (the
+    ``iso4217`` package carries it), so every active currency is known.
+
+    Raises
+    ------
+    ConfigError
+        If ``currency`` is not an active ISO 4217 code, or is one without a minor unit (gold,
+        special drawing rights, ...).
+
+    Examples
+    --------
+    >>> [currency_exponent(c) for c in ("GBP", "JPY", "BHD", "CLF")]
+    [2, 0, 3, 4]
+    """
+    code = currency.strip().upper()
+    try:
+        exponent = Currency(code).exponent
+    except ValueError:
+        raise ConfigError(
+            f"unknown currency {currency!r}: not an active ISO 4217 code (e.g. 'GBP', 'EUR', "
+            "'JPY')."
+        ) from None
+    if exponent is None:
+        raise ConfigError(
+            f"currency {code!r} has no minor unit in ISO 4217 (a metal or a fund code); "
+            "prices need a currency such as 'GBP', 'EUR' or 'JPY'."
+        )
+    return int(exponent)
 
 
 def to_minor_units(amount: float | Decimal, currency: str = "GBP") -> int:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bundlewise.exceptions import ConfigError
 from bundlewise.money import (
     array_to_minor_units,
     currency_exponent,
@@ -34,7 +35,8 @@ from bundlewise.money import (
         (1234, "JPY", 1234),
         (1234.5, "jpy", 1234),
         (1.2345, "BHD", 1234),
-        (0, "XYZ", 0),
+        (1234, "ISK", 1234),
+        (1.2345, "CLF", 12345),
     ],
 )
 def test_to_minor_units(amount: float | Decimal, currency: str, expected: int) -> None:
@@ -45,6 +47,34 @@ def test_to_minor_units(amount: float | Decimal, currency: str, expected: int) -
 
 def test_currency_exponents() -> None:
     assert [currency_exponent(c) for c in ("GBP", "EUR", "JPY", "krw", "KWD")] == [2, 2, 0, 0, 3]
+    # Beyond any hand table: the whole ISO 4217 list is known.
+    assert [currency_exponent(c) for c in ("IQD", "UYW", "VND", "TND", "CLP", "XOF")] == [
+        3,
+        4,
+        0,
+        3,
+        0,
+        0,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("XYZ", "unknown currency 'XYZ': not an active ISO 4217 code (e.g. 'GBP', 'EUR', 'JPY')."),
+        (
+            "XAU",
+            "currency 'XAU' has no minor unit in ISO 4217 (a metal or a fund code); prices need "
+            "a currency such as 'GBP', 'EUR' or 'JPY'.",
+        ),
+    ],
+)
+def test_unknown_currency_is_a_config_error(code: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        currency_exponent(code)
+    assert str(info.value) == message
+    with pytest.raises(ConfigError):
+        to_minor_units(1.0, code)
 
 
 def test_array_to_minor_units_is_int64() -> None:

@@ -121,6 +121,18 @@ def _xlsx(tmp: Path) -> Path:
     return path
 
 
+def _xls(tmp: Path) -> Path:
+    path = tmp / "orders.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0 an old binary workbook")
+    return path
+
+
+def _json(tmp: Path) -> Path:
+    path = tmp / "orders.json"
+    path.write_text("[]", encoding="utf-8")
+    return path
+
+
 def _absent(tmp: Path) -> Path:
     return tmp / "does_not_exist.csv"
 
@@ -341,10 +353,25 @@ BAD_INPUTS: list[tuple[str, Builder, Config | None, type[Exception], str]] = [
     ),
     (
         "unsupported-suffix",
+        _json,
+        None,
+        DataValidationError,
+        r"unsupported file type '\.json'\. Use \.csv, \.tsv \(optionally \.gz\), \.parquet or "
+        r"\.xlsx$",
+    ),
+    (
+        "old-excel",
+        _xls,
+        None,
+        DataValidationError,
+        r"unsupported file type '\.xls'\. Save the sheet as \.xlsx or CSV UTF-8 and ingest that$",
+    ),
+    (
+        "broken-xlsx",
         _xlsx,
         None,
         DataValidationError,
-        r"unsupported file type '\.xlsx'\. Use \.csv, \.tsv or \.parquet",
+        r"not a readable \.xlsx workbook \(BadZipFile\)\. Open it in a spreadsheet program",
     ),
     ("no-such-file", _absent, None, DataValidationError, r"does_not_exist\.csv: no such file"),
     (

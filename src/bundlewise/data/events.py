@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from bundlewise.config import Config
 from bundlewise.data import _sql
-from bundlewise.data._sql import quote_ident as _q
-from bundlewise.data.readers import id_sql, load_source, raise_first_bad, timestamp_sql
+from bundlewise.data.readers import (
+    Check,
+    Params,
+    arrow,
+    id_sql,
+    load_source,
+    missing_sql,
+    register_source,
+    run_checks,
+    timestamp_sql,
+)
 from bundlewise.exceptions import DataValidationError
 
 #: Accepted column names per canonical field, canonical name first.
@@ -72,45 +80,51 @@ def read_events(path: str | Path, config: Config | None = None) -> pa.Table:
                 column=candidates[0],
             )
         chosen[canonical] = match
-    table = source.table.append_column(
-        "__row", pa.array(np.arange(1, source.table.num_rows + 1, dtype=np.int64))
-    )
+    types = {name: source.table.schema.field(name).type for name in present}
     con = _sql.connect()
+    params = Params()
     try:
-        con.register("src", table)
-        for canonical, column in chosen.items():
-            raise_first_bad(
-                con,
-                source.path,
-                f"{_q(column)} IS NULL OR trim(CAST({_q(column)} AS VARCHAR)) = ''",
-                column,
-                f"missing value for required field `{canonical}`",
-            )
-        kind = f"lower(trim(CAST({_q(chosen['kind'])} AS VARCHAR)))"
-        allowed = ", ".join(f"'{k}'" for k in EVENT_KINDS)
-        raise_first_bad(
+        sql_of = register_source(con, source.table)
+        col = {canonical: sql_of[column] for canonical, column in chosen.items()}
+        kind = f"lower(trim(CAST({col['kind']} AS VARCHAR)))"
+        run_checks(
             con,
             source.path,
-            f"{kind} NOT IN ({allowed})",
-            chosen["kind"],
-            f"unknown event kind; expected one of {list(EVENT_KINDS)}",
+            [
+                Check(
+                    missing_sql(col[canonical], types[column]),
+                    column,
+                    col[canonical],
+                    f"missing value for required field `{canonical}`",
+                )
+                for canonical, column in chosen.items()
+            ]
+            + [
+                Check(
+                    f"NOT list_contains({params(list(EVENT_KINDS))}, {kind})",
+                    chosen["kind"],
+                    col["kind"],
+                    f"unknown event kind; expected one of {list(EVENT_KINDS)}",
+                )
+            ],
+            params,
         )
         ts = timestamp_sql(
             con,
             source.path,
             chosen["ts"],
-            table.schema.field(chosen["ts"]).type,
-            config.input.date_format,
+            col["ts"],
+            types[chosen["ts"]],
+            config.input,
+            params,
         )
-        customer_column = chosen["customer_id"]
-        customer = id_sql(
-            customer_column, table.schema.field(customer_column).type, strip_float_suffix=True
-        )
-        result = con.sql(
-            f"SELECT {customer} AS customer_id, "
-            f"{ts} AS ts, trim(CAST({_q(chosen['item_id'])} AS VARCHAR)) AS item_id, "
+        customer = id_sql(col["customer_id"], types[chosen["customer_id"]], strip_float_suffix=True)
+        item = id_sql(col["item_id"], types[chosen["item_id"]])
+        sql = (
+            f"SELECT {customer} AS customer_id, {ts} AS ts, {item} AS item_id, "
             f"{kind} AS kind FROM src ORDER BY __row"
-        ).to_arrow_table()
+        )
+        result = arrow(con, sql, params)
     finally:
         con.close()
     return result.cast(EVENTS)

@@ -1,7 +1,9 @@
 """The embedded workspace: one DuckDB file holding the canonical tables and derived artifacts.
 
 Re-ingesting the same file is idempotent: a source is identified by the SHA-256 of its bytes, and
-its rows are replaced, never appended twice.
+its rows are replaced, never appended twice. A newer export of the same store (other bytes) that
+contains orders already stored replaces those orders, by order id, and says how many; orders of
+a new period are appended.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pyarrow as pa
 
 from bundlewise.config import Config
 from bundlewise.data import _sql
-from bundlewise.data.catalog import derive_items, read_catalog
+from bundlewise.data.catalog import Catalog, derive_items, item_costs, load_catalog
 from bundlewise.data.cleaning import CleaningReport, clean_order_lines
 from bundlewise.data.events import read_events
 from bundlewise.data.readers import read_orders
@@ -40,6 +42,8 @@ CREATE TABLE IF NOT EXISTS order_lines (
     source_id VARCHAR);
 CREATE TABLE IF NOT EXISTS item_titles (
     source_id VARCHAR, item_id VARCHAR, title VARCHAR, n_lines BIGINT);
+CREATE TABLE IF NOT EXISTS item_costs (
+    source_id VARCHAR, item_id VARCHAR, unit_cost_minor BIGINT, ts TIMESTAMP);
 CREATE TABLE IF NOT EXISTS catalog (
     item_id VARCHAR PRIMARY KEY, title VARCHAR, category VARCHAR, list_price_minor BIGINT,
     unit_cost_minor BIGINT, currency VARCHAR, stock BIGINT);
@@ -63,7 +67,20 @@ CREATE TABLE IF NOT EXISTS feedback (
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What one ``ingest`` did."""
+    """What one ``ingest`` did.
+
+    Attributes
+    ----------
+    n_orders_replaced, n_lines_replaced
+        Orders (and their stored lines) of earlier sources that this file also contains and
+        therefore replaced (a newer export of the same store).
+    n_items_with_cost
+        Items whose unit cost is known (catalog or a mapped ``unit_cost`` column).
+    catalog_columns
+        Catalog field -> the catalog file's column (empty without a catalog).
+    catalog_ignored
+        Catalog columns that feed no field.
+    """
 
     source_id: str
     adapter: str
@@ -71,6 +88,48 @@ class IngestResult:
     was_already_ingested: bool
     n_items: int
     n_events: int = 0
+    n_orders_replaced: int = 0
+    n_lines_replaced: int = 0
+    n_items_with_cost: int = 0
+    catalog_columns: dict[str, str] = field(default_factory=dict)
+    catalog_ignored: tuple[str, ...] = ()
+
+    @property
+    def catalog_aliases(self) -> dict[str, str]:
+        """Catalog fields read from a column of another name (``unit_cost`` <- ``cost_price``)."""
+        return {k: v for k, v in self.catalog_columns.items() if v != k}
+
+    def notes(self) -> list[str]:
+        """One line per thing the user should know beyond the cleaning report."""
+        lines = []
+        if self.n_orders_replaced:
+            lines.append(
+                f"Replaced {self.n_orders_replaced:,} orders ({self.n_lines_replaced:,} lines) "
+                "stored from earlier files with their versions in this file."
+            )
+        if self.catalog_aliases:
+            used = ", ".join(f"{k} <- {v!r}" for k, v in self.catalog_aliases.items())
+            lines.append(f"Catalog columns read by alias: {used}.")
+        if self.catalog_ignored:
+            lines.append(f"Catalog columns not used: {list(self.catalog_ignored)}.")
+        return lines
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "source_id": self.source_id,
+            "adapter": self.adapter,
+            "was_already_ingested": self.was_already_ingested,
+            "n_items": self.n_items,
+            "n_events": self.n_events,
+            "n_orders_replaced": self.n_orders_replaced,
+            "n_lines_replaced": self.n_lines_replaced,
+            "n_items_with_cost": self.n_items_with_cost,
+            "catalog_columns": dict(self.catalog_columns),
+            "catalog_aliases": self.catalog_aliases,
+            "catalog_ignored": list(self.catalog_ignored),
+            "report": self.report.to_dict(),
+        }
 
 
 def file_sha256(path: str | Path) -> str:
@@ -135,11 +194,14 @@ class Workspace:
             The file is malformed; nothing is written.
         """
         config = config or Config()
+        raw, adapter = read_orders(orders_path, config)
         sha = file_sha256(orders_path)
         source_id = sha[:16]
-        raw, adapter = read_orders(orders_path, config)
         cleaned = clean_order_lines(raw, config.cleaning, source=str(orders_path))
-        catalog = read_catalog(catalog_path, config) if catalog_path is not None else None
+        costs = item_costs(raw)
+        catalog: Catalog | None = (
+            load_catalog(catalog_path, config) if catalog_path is not None else None
+        )
         events = None
         if events_path is not None:
             raw_events = read_events(events_path, config)
@@ -153,6 +215,10 @@ class Workspace:
         titles = cleaned.titles.append_column(
             "source_id", pa.array([source_id] * cleaned.titles.num_rows, pa.string())
         )
+        costs = costs.append_column(
+            "source_id", pa.array([source_id] * costs.num_rows, pa.string())
+        )
+        order_ids = pa.table({"order_id": raw.column("order_id").unique()})
         with self.connect() as con:
             existed = bool(
                 con.execute(
@@ -163,7 +229,20 @@ class Workspace:
             try:
                 con.execute("DELETE FROM order_lines WHERE source_id = ?", [source_id])
                 con.execute("DELETE FROM item_titles WHERE source_id = ?", [source_id])
+                con.execute("DELETE FROM item_costs WHERE source_id = ?", [source_id])
                 con.execute("DELETE FROM ingests WHERE source_id = ?", [source_id])
+                # A newer export of the same store: its orders replace the stored ones.
+                con.register("new_order_ids", order_ids)
+                replaced = con.execute(
+                    "SELECT count(DISTINCT order_id), count(*) FROM order_lines "
+                    "WHERE order_id IN (SELECT order_id FROM new_order_ids)"
+                ).fetchall()[0]
+                n_orders_replaced, n_lines_replaced = int(replaced[0]), int(replaced[1])
+                if n_lines_replaced:
+                    con.execute(
+                        "DELETE FROM order_lines "
+                        "WHERE order_id IN (SELECT order_id FROM new_order_ids)"
+                    )
                 con.register("new_lines", lines)
                 con.execute("INSERT INTO order_lines BY NAME SELECT * FROM new_lines")
                 con.register("new_titles", titles)
@@ -171,6 +250,8 @@ class Workspace:
                     "INSERT INTO item_titles BY NAME "
                     "SELECT source_id, item_id, title, n_lines FROM new_titles"
                 )
+                con.register("new_costs", costs)
+                con.execute("INSERT INTO item_costs BY NAME SELECT * FROM new_costs")
                 con.execute(
                     "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
@@ -186,7 +267,7 @@ class Workspace:
                 )
                 if catalog is not None:
                     con.execute("DELETE FROM catalog")
-                    con.register("new_catalog", catalog)
+                    con.register("new_catalog", catalog.table)
                     con.execute("INSERT INTO catalog BY NAME SELECT * FROM new_catalog")
                 if events is not None:
                     con.register("new_events", events)
@@ -195,19 +276,39 @@ class Workspace:
                         "(SELECT DISTINCT source_id FROM new_events)"
                     )
                     con.execute("INSERT INTO events BY NAME SELECT * FROM new_events")
-                n_items = self._rebuild_items(con, config.input.currency)
+                n_items, n_with_cost = self._rebuild_items(con, config.input.currency)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        report_path = self.path / f"cleaning_report_{source_id}.json"
-        report_path.write_text(json.dumps(cleaned.report.to_dict(), indent=2), encoding="utf-8")
-        logger.info("ingested %s as %s (%d rows kept)", orders_path, source_id, lines.num_rows)
         n_events = events.num_rows if events is not None else 0
-        return IngestResult(source_id, adapter, cleaned.report, existed, n_items, n_events)
+        result = IngestResult(
+            source_id,
+            adapter,
+            cleaned.report,
+            existed,
+            n_items,
+            n_events,
+            n_orders_replaced=n_orders_replaced,
+            n_lines_replaced=n_lines_replaced,
+            n_items_with_cost=n_with_cost,
+            catalog_columns=dict(catalog.columns) if catalog is not None else {},
+            catalog_ignored=catalog.ignored if catalog is not None else (),
+        )
+        report_path = self.path / f"cleaning_report_{source_id}.json"
+        report = {**cleaned.report.to_dict(), "ingest": {**result.to_dict(), "report": None}}
+        report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        logger.info(
+            "ingested %s as %s (%d rows kept, %d orders replaced)",
+            orders_path,
+            source_id,
+            lines.num_rows,
+            n_orders_replaced,
+        )
+        return result
 
     @staticmethod
-    def _rebuild_items(con: duckdb.DuckDBPyConnection, currency: str) -> int:
+    def _rebuild_items(con: duckdb.DuckDBPyConnection, currency: str) -> tuple[int, int]:
         lines = con.sql(
             "SELECT order_id, customer_id, ts, item_id, quantity, unit_price_minor, currency, "
             "country, source_row FROM order_lines"
@@ -215,7 +316,12 @@ class Workspace:
         titles = con.sql(
             "SELECT item_id, arg_max(title, n_lines) AS title FROM item_titles GROUP BY item_id"
         ).to_arrow_table()
-        derived = derive_items(lines, titles, currency)
+        # The latest cost of each item over all sources (an item's cost may change).
+        costs = con.sql(
+            "SELECT item_id, arg_max(unit_cost_minor, ts) AS unit_cost_minor "
+            "FROM item_costs GROUP BY item_id"
+        ).to_arrow_table()
+        derived = derive_items(lines, titles, currency, costs)
         con.register("derived_items", derived)
         con.execute("DELETE FROM items")
         # The catalog wins where it has a value; catalog items never sold are included too
@@ -231,7 +337,8 @@ class Workspace:
             FROM derived_items d FULL OUTER JOIN catalog c USING (item_id)
             """
         )
-        return int(con.execute("SELECT count(*) FROM items").fetchall()[0][0])
+        row = con.execute("SELECT count(*), count(unit_cost_minor) FROM items").fetchall()[0]
+        return int(row[0]), int(row[1])
 
     def table(self, name: str) -> pa.Table:
         """Read a whole table as Arrow.
