@@ -16,7 +16,7 @@ from iso4217 import Currency
 from bundlewise.exceptions import ConfigError
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1024)
 def currency_exponent(currency: str) -> int:
     """Decimals between the major and the minor unit of ``currency`` (2 for GBP, 0 for JPY).
 

@@ -29,7 +29,7 @@ from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
 from bundlewise.mining import PairMiner
-from bundlewise.money import from_minor_units
+from bundlewise.money import currency_exponent, from_minor_units
 from bundlewise.pricing.estimation import estimate_price_response, response_table
 
 logger = logging.getLogger(__name__)
@@ -321,11 +321,23 @@ def customer_offers(workspace: Workspace, customer_id: str, n: int | None = None
     return mine.slice(0, n) if n is not None else mine
 
 
-def _money_column(values: pa.ChunkedArray, currency_exponent: int = 2) -> pa.Array:
-    return pa.array(
-        [from_minor_units(int(v)) if v is not None else None for v in values.to_pylist()],
-        pa.decimal128(18, currency_exponent),
-    )
+def _money_columns(
+    name: str, values: pa.ChunkedArray, currencies: pa.ChunkedArray
+) -> dict[str, pa.Array]:
+    """``name`` as an exact decimal (scale = the currency's ISO 4217 exponent; the largest one
+    if several currencies are mixed) and ``name_float`` as float64 for pandas and plotting."""
+    codes = [c for c in currencies.to_pylist() if c is not None]
+    scale = max((currency_exponent(c) for c in set(codes)), default=2)
+    exact = [
+        from_minor_units(int(v), c) if v is not None else None
+        for v, c in zip(values.to_pylist(), currencies.to_pylist(), strict=True)
+    ]
+    return {
+        name: pa.array(exact, pa.decimal128(18, scale)),
+        f"{name}_float": pa.array(
+            [float(v) if v is not None else None for v in exact], pa.float64()
+        ),
+    }
 
 
 def offers_for_export(offers: pa.Table) -> pa.Table:
@@ -333,10 +345,20 @@ def offers_for_export(offers: pa.Table) -> pa.Table:
 
     Columns: customer_id, offer_rank, offer_id, item_ids, titles, n_items, currency,
     list_total, price, discount, discount_pct, p_accept, expected_profit, binding_rule,
-    is_cost_assumed, reason, source, model_version.
+    is_cost_assumed, reason, source, model_version, and list_total_float, price_float,
+    discount_float, expected_profit_float. Money columns are exact decimals in major units
+    (JPY 1234 is 1234, GBP 1234 minor units is 12.34); the ``*_float`` twins hold the same
+    amounts as float64 (pandas reads the decimals as Python ``Decimal`` objects).
     """
     real = offers.filter(pc.not_equal(offers.column("customer_id"), ANONYMOUS))
     profit_minor = pc.round(real.column("expected_profit_minor"), 0).cast(pa.int64())
+    currency = real.column("currency")
+    money = {
+        **_money_columns("list_total", real.column("list_total_minor"), currency),
+        **_money_columns("price", real.column("price_minor"), currency),
+        **_money_columns("discount", real.column("discount_minor"), currency),
+        **_money_columns("expected_profit", profit_minor, currency),
+    }
     return pa.table(
         {
             "customer_id": real.column("customer_id"),
@@ -345,18 +367,19 @@ def offers_for_export(offers: pa.Table) -> pa.Table:
             "item_ids": real.column("item_ids"),
             "titles": real.column("titles"),
             "n_items": pc.list_value_length(real.column("item_ids")).cast(pa.int32()),
-            "currency": real.column("currency"),
-            "list_total": _money_column(real.column("list_total_minor")),
-            "price": _money_column(real.column("price_minor")),
-            "discount": _money_column(real.column("discount_minor")),
+            "currency": currency,
+            "list_total": money["list_total"],
+            "price": money["price"],
+            "discount": money["discount"],
             "discount_pct": real.column("discount_pct"),
             "p_accept": real.column("p_accept"),
-            "expected_profit": _money_column(profit_minor),
+            "expected_profit": money["expected_profit"],
             "binding_rule": real.column("binding_rule"),
             "is_cost_assumed": real.column("is_cost_assumed"),
             "reason": real.column("reason"),
             "source": real.column("source"),
             "model_version": real.column("model_version"),
+            **{k: v for k, v in money.items() if k.endswith("_float")},
         }
     )
 
