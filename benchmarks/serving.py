@@ -2,14 +2,18 @@
 
 Usage::
 
-    python benchmarks/serving.py [--orders FILE] [--seconds 30] [--rps 200 400]
-        [--crash] [--json OUT.json]
+    python benchmarks/serving.py [--orders FILE] [--seconds 20] [--connections 8 32]
+        [--crash] [--synthetic ITEMS CUSTOMERS] [--json OUT.json]
 
 Trains a workspace on the orders (default: the bundled data), starts ``bundlewise serve`` in a
-child process, and sends GET /v1/customers/{id}/offers at a fixed rate (open loop) for each
-``--rps`` over customers with offers and some unknown ones; reports throughput, p50 / p95 / p99
-latency and errors. With ``--crash``, also sends feedback events and kills the server with
-SIGKILL mid-load, then counts acknowledged events missing from the store (must be 0).
+child process, and loads GET /v1/customers/{id}/offers with ``wrk`` (an established C load
+generator, one thread, so that the generator does not saturate before the server) for
+``--seconds`` at each ``--connections`` over customers with offers and some unknown ones;
+reports throughput, p50 / p90 / p99 / max latency and non-2xx answers. A last run loads offers
+while a second ``wrk`` posts worst-case carts (50 items, n=50), to show what heavy carts cost the
+offers. With ``--crash``, also sends feedback events and kills the server with SIGKILL mid-load,
+then counts acknowledged events missing from the store (must be 0). Needs ``wrk`` on the PATH
+(Debian package ``wrk``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ import json
 import os
 import platform
 import random
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from bundlewise import __version__
 from bundlewise.composer.explain import offers_by_customer
@@ -30,18 +39,118 @@ from bundlewise.config import Config
 from bundlewise.data import Workspace
 from bundlewise.pipeline import bundled_dataset_path, ingest, train
 from bundlewise.serving.keys import KeyStore
-from bundlewise.serving.loadgen import feedback_until_killed, load, running_server
+from bundlewise.serving.loadgen import feedback_until_killed, running_server
 from bundlewise.serving.store import FeedbackStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 import synthetic_workspace  # noqa: E402  (the script's own folder)
 
+GET_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("BW_PATHS")) do paths[#paths + 1] = line end
+local key = os.getenv("BW_KEY")
+local i = math.random(#paths)
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], {["X-API-Key"] = key})
+end
+"""
+
+POST_SCRIPT = """
+wrk.method = "POST"
+wrk.body = os.getenv("BW_BODY")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = os.getenv("BW_KEY")
+"""
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return round(float(value) * _UNITS[unit], 2)
+
+
+def wrk(
+    url: str, script: Path, env: dict[str, str], connections: int, seconds: float
+) -> dict[str, Any]:
+    """One bounded ``wrk`` run against 127.0.0.1; its figures, parsed."""
+    assert url.startswith("http://127.0.0.1:"), url
+    cmd = [
+        "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+        "--timeout", "5s", "-s", str(script), url,
+    ]  # fmt: skip
+    out = subprocess.run(
+        cmd, env=os.environ | env, capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    max_ms = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
+    return {
+        "connections": connections,
+        "seconds": round(seconds),
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": socket_errors.group(1).strip() if socket_errors else "none",
+        "p50_ms": _ms(latency["50"]),
+        "p90_ms": _ms(latency["90"]),
+        "p99_ms": _ms(latency["99"]),
+        "max_ms": _ms(max_ms.group(1)) if max_ms else None,
+    }
+
+
+def _print_run(label: str, r: dict[str, Any]) -> None:
+    print(
+        f"{label:>28s} {r['connections']:5d} {r['rps']:9.1f} {r['requests']:9d} "
+        f"{r['non_2xx']:7d} {r['p50_ms']:7.2f} {r['p90_ms']:7.2f} {r['p99_ms']:7.2f} "
+        f"{r['max_ms']:8.2f}"
+    )
+
+
+def load_runs(
+    url: str, paths: list[str], key: str, carts: list[str], args: argparse.Namespace, tmp: Path
+) -> list[dict[str, Any]]:
+    (tmp / "paths.txt").write_text("\n".join(paths) + "\n", encoding="utf-8")
+    (tmp / "get.lua").write_text(GET_SCRIPT, encoding="utf-8")
+    (tmp / "post.lua").write_text(POST_SCRIPT, encoding="utf-8")
+    env = {"BW_PATHS": str(tmp / "paths.txt"), "BW_KEY": key}
+    wrk(url + "/", tmp / "get.lua", env, 4, 2)  # warm up
+    print(f"{'run':>28s} {'conns':>5s} {'req/s':>9s} {'requests':>9s} {'non2xx':>7s} "
+          f"{'p50 ms':>7s} {'p90 ms':>7s} {'p99 ms':>7s} {'max ms':>8s}")  # fmt: skip
+    runs = []
+    for c in args.connections:
+        r = wrk(url + "/", tmp / "get.lua", env, c, args.seconds) | {"load": "offers"}
+        _print_run("offers", r)
+        runs.append(r)
+    # Offers while worst-case carts are posted alongside (the carts' own figures too).
+    body = json.dumps({"item_ids": carts, "n": 50})
+    cart_env = {"BW_BODY": body, "BW_KEY": key}
+    cart_cmd = [
+        "wrk", "-t1", "-c2", f"-d{round(args.seconds)}s", "--latency", "--timeout", "5s",
+        "-s", str(tmp / "post.lua"), url + "/v1/carts/offers",
+    ]  # fmt: skip
+    carts_process = subprocess.Popen(
+        cart_cmd, env=os.environ | cart_env, stdout=subprocess.PIPE, text=True
+    )
+    c = min(args.connections)
+    r = wrk(url + "/", tmp / "get.lua", env, c, args.seconds) | {"load": "offers + carts"}
+    cart_out, _ = carts_process.communicate(timeout=args.seconds + 60)
+    cart_rps = re.search(r"Requests/sec:\s+([\d.]+)", cart_out)
+    r["carts_per_second"] = float(cart_rps.group(1)) if cart_rps else None
+    _print_run("offers, 2 conns posting carts", r)
+    print(f"{'':>28s} carts of 50 items, n=50: {r['carts_per_second']} per second")
+    runs.append(r)
+    return runs
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=Path, default=bundled_dataset_path())
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--rps", type=float, nargs="+", default=[200.0, 400.0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--connections", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--crash", action="store_true")
     parser.add_argument(
         "--synthetic",
@@ -54,11 +163,22 @@ def main() -> None:
         "--json", type=Path, default=Path(__file__).parent / "results" / "serving.json"
     )
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("benchmarks/serving.py needs wrk (Debian: apt-get install wrk)")
     print(
         f"bundlewise {__version__}; {os.cpu_count()} CPUs, {platform.machine()}, "
         f"Python {platform.python_version()}"
     )
-    report: dict[str, object] = {"version": __version__, "cpus": os.cpu_count(), "runs": []}
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[
+        0
+    ]
+    print(wrk_version)
+    report: dict[str, Any] = {
+        "version": __version__,
+        "cpus": os.cpu_count(),
+        "load_generator": wrk_version.strip(),
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Workspace(Path(tmp) / "ws")
         ingest(workspace, args.orders, Config())
@@ -69,21 +189,14 @@ def main() -> None:
         )
         rng = random.Random(0)
         ids = [rng.choice(customers) for _ in range(950)] + [f"new-{i}" for i in range(50)]
-        paths = [f"/v1/customers/{c}/offers?n=5" for c in ids]
+        paths = [f"/v1/customers/{quote(c, safe='')}/offers?n=5" for c in ids]
         keys = Path(tmp) / "keys.json"
         key = KeyStore(keys).create(("read",), "load test")
         feedback_url = f"sqlite:///{Path(tmp) / 'feedback.db'}"
         with running_server(workspace.path, feedback_url, keys, ["--rate-limit", "1000000"]) as s:
-            load(s.url, paths[:50], key, rps=50, seconds=2)  # warm up
-            print(f"{'target rps':>10s} {'achieved':>9s} {'requests':>9s} {'errors':>7s} "
-                  f"{'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s}")  # fmt: skip
-            for rps in args.rps:
-                r = load(s.url, paths, key, rps=rps, seconds=args.seconds)
-                print(
-                    f"{r.target_rps:10.0f} {r.achieved_rps:9.1f} {r.requests:9d} {r.errors:7d} "
-                    f"{r.p50_ms:7.2f} {r.p95_ms:7.2f} {r.p99_ms:7.2f} {r.max_ms:7.2f}"
-                )
-                report["runs"].append(r.to_dict())  # type: ignore[attr-defined]
+            partners = workspace.table("partners").to_pylist()
+            carts = sorted({r["item_id"] for r in partners})[:50]
+            report["runs"] = load_runs(s.url, paths, key, carts, args, Path(tmp))
         if args.crash:
             crash_url = f"sqlite:///{Path(tmp) / 'crash.db'}"
             with running_server(workspace.path, crash_url, keys, ["--rate-limit", "1000000"]) as s:
@@ -125,18 +238,11 @@ def main() -> None:
             ) as s:
                 startup = time.perf_counter() - start
                 print(f"server ready in {startup:.0f} s")
-                load(s.url, paths[:50], key, rps=50, seconds=2)
-                for rps in args.rps:
-                    r = load(s.url, paths, key, rps=rps, seconds=args.seconds)
-                    print(
-                        f"synthetic {r.target_rps:6.0f} rps: achieved {r.achieved_rps:.1f}, "
-                        f"errors {r.errors}, p50 {r.p50_ms:.2f} ms, p95 {r.p95_ms:.2f} ms, "
-                        f"p99 {r.p99_ms:.2f} ms, max {r.max_ms:.2f} ms"
-                    )
-                    report.setdefault("synthetic_runs", []).append(  # type: ignore[attr-defined]
-                        {**r.to_dict(), "items": n_items, "customers": n_customers,
+                report["synthetic_runs"] = [
+                    r | {"items": n_items, "customers": n_customers,
                          "build_seconds": round(built, 1), "startup_seconds": round(startup, 1)}
-                    )  # fmt: skip
+                    for r in load_runs(s.url, paths, key, carts, args, Path(tmp))
+                ]  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"wrote {args.json}")

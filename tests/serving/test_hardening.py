@@ -405,3 +405,38 @@ def test_docs_work_offline(served: Served, page: str) -> None:
         assert "/openapi.json" in html.text
         assert client.get("/openapi.json").status_code == 200
         assert client.get("/docs/assets/../../etc/passwd").status_code == 404
+
+
+# --------------------------------------------------------------------------------------------
+# Per-request cost of carts
+# --------------------------------------------------------------------------------------------
+
+
+def test_worst_case_cart_is_priced_once_per_model(served: Served) -> None:
+    """A 50-item cart with n=50 is the most expensive request; its anonymous quotes are kept
+    for the model in force, so repeating it costs no pricing (and a reload starts afresh)."""
+    key = {"X-API-Key": served.admin_key}
+    with _app(served) as client:
+        state = client.app.state.serving  # type: ignore[attr-defined]
+        snap = state.snapshot
+        items = sorted(snap.partners, key=lambda i: (-len(snap.partners[i]), i))[:50]
+        calls = []
+        real_quote = snap.quote
+
+        def counting(customer_id: str | None, item_ids: list[str]) -> dict[str, Any]:
+            calls.append(tuple(item_ids))
+            return real_quote(customer_id, item_ids)
+
+        snap.quote = counting
+        body = {"item_ids": items, "n": 50}
+        first = client.post("/v1/carts/offers", json=body, headers=key)
+        assert first.status_code == 200 and len(first.json()["bundles"]) == 50
+        priced = len(calls)
+        assert 50 <= priced <= len(items) * 10
+        again = client.post("/v1/carts/offers", json=body, headers=key)
+        assert again.json() == first.json()
+        assert len(calls) == priced  # all from the model's quote cache
+        assert client.post("/v1/admin/reload", headers=key).status_code == 200
+        assert state.snapshot is not snap and not state.model.quotes
+        # The merchant's unit costs never reach the storefront.
+        assert "cost_minor" not in first.text

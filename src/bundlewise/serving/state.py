@@ -73,6 +73,8 @@ class Model:
     snapshot: Snapshot
     offer_ids: OfferIds
     loaded_at: float = field(default_factory=time.time)
+    #: Anonymous quotes of this snapshot (exact: they depend only on the model).
+    quotes: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
 
 
 def load_model(settings: ServeSettings, config: Config | None) -> Model:
@@ -152,6 +154,12 @@ class ServingState:
         self._cart_limiter: anyio.CapacityLimiter | None = None
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundlewise-health")
         self._probe: asyncio.Future[str | None] | None = None
+
+    def quotes_for(self, snapshot: Snapshot) -> dict[tuple[str, ...], dict[str, Any]] | None:
+        """The anonymous-quote cache of ``snapshot`` if it is the model in force (a request that
+        started before a reload gets none)."""
+        model = self.model
+        return model.quotes if snapshot is model.snapshot else None
 
     def cart_limiter(self) -> anyio.CapacityLimiter:
         """Carts priced at once (their threads), made in the event loop on first use."""

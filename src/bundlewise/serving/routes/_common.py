@@ -39,9 +39,19 @@ ItemPath = Annotated[
 ]
 
 
-def priced_bundles(snap: Snapshot, bundles: list[list[str]], n: int) -> list[dict[str, Any]]:
+#: Anonymous quotes kept per model (an exact cache: the anonymous price of a bundle depends
+#: only on the model); emptied on reload and when it reaches this size.
+QUOTE_CACHE_SIZE = 200_000
+
+
+def priced_bundles(
+    snap: Snapshot,
+    bundles: list[list[str]],
+    n: int,
+    cache: dict[tuple[str, ...], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """The first ``n`` feasible bundles of ``bundles`` (duplicates skipped), priced
-    anonymously, with their pair evidence."""
+    anonymously, with their pair evidence; ``cache`` keeps the quotes of this snapshot."""
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, ...]] = set()
     for items in bundles:
@@ -49,10 +59,16 @@ def priced_bundles(snap: Snapshot, bundles: list[list[str]], n: int) -> list[dic
         if key in seen:
             continue
         seen.add(key)
-        try:
-            q = snap.quote(None, items)
-        except (KeyError, ValueError):
-            continue
+        q = cache.get(tuple(items)) if cache is not None else None
+        if q is None:
+            try:
+                q = snap.quote(None, items)
+            except (KeyError, ValueError):
+                continue
+            if cache is not None:
+                if len(cache) >= QUOTE_CACHE_SIZE:
+                    cache.clear()
+                cache[tuple(items)] = q
         if not q["feasible"]:
             continue
         evidence = q.get("explanation", {}).get("pairs", [])

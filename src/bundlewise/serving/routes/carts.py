@@ -16,7 +16,9 @@ from bundlewise.serving.schemas import ERRORS, NOT_FOUND, BundlesOut, CartIn
 router = APIRouter(tags=["carts"])
 
 
-def cart_bundles(snap: Snapshot, cart: CartIn) -> list[dict[str, Any]]:
+def cart_bundles(
+    snap: Snapshot, cart: CartIn, cache: dict[tuple[str, ...], dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     in_cart = set(cart.item_ids)
     candidates = []
     for item in dict.fromkeys(cart.item_ids):
@@ -24,7 +26,7 @@ def cart_bundles(snap: Snapshot, cart: CartIn) -> list[dict[str, Any]]:
             if p["item_id"] not in in_cart:
                 candidates.append((p["lift_shrunk"], item, p["item_id"]))
     candidates.sort(key=lambda x: (-x[0], x[1], x[2]))
-    return priced_bundles(snap, [[a, b] for _, a, b in candidates], cart.n)
+    return priced_bundles(snap, [[a, b] for _, a, b in candidates], cart.n, cache)
 
 
 @router.post("/v1/carts/offers", response_model=BundlesOut, responses={**ERRORS, **NOT_FOUND})
@@ -39,6 +41,6 @@ async def cart_offers(
     # Off the event loop, two carts at a time: a large cart costs milliseconds of CPU, which
     # must not delay the offers answered meanwhile.
     bundles = await anyio.to_thread.run_sync(
-        cart_bundles, snapshot, cart, limiter=state.cart_limiter()
+        cart_bundles, snapshot, cart, state.quotes_for(snapshot), limiter=state.cart_limiter()
     )
     return {"bundles": bundles}

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from bundlewise.serving.deps import Reader, SnapshotDep
+from bundlewise.serving.deps import Reader, SnapshotDep, StateDep
 from bundlewise.serving.middleware import ApiError
 from bundlewise.serving.routes._common import ItemPath, priced_bundles
 from bundlewise.serving.schemas import ERRORS, NOT_FOUND, BundlesOut
@@ -23,10 +23,11 @@ async def item_bundles(
     item_id: ItemPath,
     _: Reader,
     snapshot: SnapshotDep,
+    state: StateDep,
     n: Annotated[int, Query(ge=1, le=20, description="At most this many bundles.")] = 5,
 ) -> dict[str, Any]:
     """Bundles of an item with its strongest co-purchase partners."""
     if item_id not in snapshot.items:
         raise ApiError(404, "not_found", f"unknown item id: {item_id}")
     pairs = [[item_id, p["item_id"]] for p in snapshot.partners.get(item_id, [])]
-    return {"bundles": priced_bundles(snapshot, pairs, n)}
+    return {"bundles": priced_bundles(snapshot, pairs, n, state.quotes_for(snapshot))}
