@@ -94,6 +94,14 @@ class WorkspaceError(BundlewiseError):
     """The workspace is missing data a command needs (e.g. ``train`` before ``ingest``)."""
 
 
+class UsageError(BundlewiseError):
+    """A command was called wrongly: an option value it cannot use, a path that names no file.
+
+    The command line exits with status 2 for this and for :class:`ConfigError` (usage errors),
+    and with status 1 for every other :class:`BundlewiseError` (the data or the workspace).
+    """
+
+
 class BundlewiseWarning(UserWarning):
     """Base category of warnings bundlewise emits."""
 
@@ -105,5 +113,6 @@ __all__ = [
     "DataValidationError",
     "GuardrailViolation",
     "NotFittedError",
+    "UsageError",
     "WorkspaceError",
 ]

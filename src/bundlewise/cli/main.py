@@ -7,26 +7,37 @@ file given with ``--config`` < command-line flags.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import pyarrow as pa
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from bundlewise import pipeline
 from bundlewise._version import __version__
 from bundlewise.config import Config, load_config
 from bundlewise.data import CleaningReport, Workspace
-from bundlewise.exceptions import BundlewiseError
-from bundlewise.money import format_money
+from bundlewise.exceptions import BundlewiseError, ConfigError, UsageError
+from bundlewise.money import format_money, from_minor_units
 
 app = typer.Typer(
     name="bundlewise",
@@ -37,9 +48,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help and usage errors: rich markup would eat bracketed words such as [columns].
+    rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Every user-facing string is printed as it is: no markup, no emoji codes, no highlighting,
+# and never wrapped (a long path or error line stays one line for grep and for tests).
+console = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+#: Exit status of errors made in calling a command (bad option, config key, missing file); every
+#: other bundlewise error (bad data, no trained model, no feasible price...) exits with 1.
+USAGE_ERRORS: tuple[type[BundlewiseError], ...] = (ConfigError, UsageError)
 
 DEFAULT_WORKSPACE = ".bundlewise"
 
@@ -68,39 +87,118 @@ def _config(path: Path | None, *, max_discount: float | None = None) -> Config:
     return config
 
 
+def exit_code(exc: BundlewiseError) -> int:
+    """2 for a usage error (:data:`USAGE_ERRORS`), 1 for any other bundlewise error."""
+    return 2 if isinstance(exc, USAGE_ERRORS) else 1
+
+
+def _say(*parts: str | tuple[str, str], out: Console | None = None) -> None:
+    """Print one message built from plain and ``(text, style)`` parts, never as markup."""
+    (out or console).print(Text.assemble(*parts))
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    _say(("error:", "bold red"), " ", message, out=err_console)
+    return typer.Exit(code=code)
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Show bundlewise errors as one clear line (no stack trace) and exit with status 2."""
+    """Show errors as one line (no stack trace); exit 2 for usage errors, 1 for the others."""
     try:
         yield
     except BundlewiseError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(code=2) from None
+        raise _fail(str(exc), exit_code(exc)) from None
+    except OSError as exc:  # a file that vanished or cannot be read, a full disk...
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise _fail(f"{where}{exc.strerror or exc}.", 1) from None
+
+
+def _input_file(path: Path, what: str) -> Path:
+    """``path`` if it names a readable file; otherwise a usage error naming it."""
+    if not path.exists():
+        raise UsageError(f"{what} file {path} does not exist.")
+    if path.is_dir():
+        raise UsageError(f"{what} file {path} is a directory; give the file itself.")
+    return path
+
+
+def _print_json(document: object) -> None:
+    """The one JSON document a ``--json`` command writes to stdout."""
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+
+
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print one JSON document on stdout (progress goes to stderr) for scripts."
+    ),
+]
+
+
+class StepProgress(Protocol):
+    """The progress callback of :func:`bundlewise.pipeline.train`.
+
+    ``progress(step)`` starts a step; ``progress(step, done, total)`` reports items done inside
+    a long one.
+    """
+
+    def __call__(self, step: str, done: int | None = None, total: int | None = None) -> None:
+        """Report the start of ``step``, or ``done`` of ``total`` items inside it."""
+
+
+class _TimeLeft(TimeRemainingColumn):
+    """Time left inside a long step; blank on the line that counts the steps."""
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "steps":
+            return Text("")
+        return super().render(task)
 
 
 @contextmanager
-def _steps(names: tuple[str, ...]) -> Iterator[pipeline.Progress]:
-    """A progress bar over named pipeline steps; yields the callback the pipeline calls."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("starting", total=len(names))
-        seen: list[str] = []
+def _steps(names: tuple[str, ...], out: Console | None = None) -> Iterator[StepProgress]:
+    """Progress bars on stderr: one line over the named steps, and one per long step that
+    reports items done (with the time left); yields the callback the pipeline calls.
 
-        def advance(step: str) -> None:
+    Nothing is drawn before the first step starts (an error found first prints alone).
+    """
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False, style="bold"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} {task.fields[unit]}", markup=False),
+        TimeElapsedColumn(),
+        _TimeLeft(),
+        console=out or err_console,
+        transient=False,
+    )
+    task = bar.add_task("starting", total=len(names), unit="steps")
+    seen: list[str] = []
+    inner: dict[str, TaskID] = {}
+
+    def progress(step: str, done: int | None = None, total: int | None = None) -> None:
+        if not seen:
+            bar.start()
+        if step not in seen:
             if seen:
                 bar.advance(task)
             seen.append(step)
-            bar.update(task, description=step)
+            bar.update(task, description=step, total=max(len(names), len(seen)))
+        if done is None:
+            return
+        size = max(total if total is not None else done, done)
+        if step not in inner:
+            inner[step] = bar.add_task(f"  {step}", total=size, unit="items")
+        bar.update(inner[step], completed=done, total=size)
 
-        yield advance
-        bar.update(task, completed=len(names), description="done")
+    try:
+        yield progress
+        if seen:
+            bar.update(task, completed=max(len(names), len(seen)), description="done")
+    finally:
+        if seen:
+            bar.stop()
 
 
 def _cleaning_table(report: CleaningReport) -> Table:
@@ -146,9 +244,28 @@ def _offers_table(offers: pa.Table, title: str) -> Table:
 
 
 def _print_reasons(offers: pa.Table) -> None:
-    console.print("[bold]Why[/]")
+    _say(("Why", "bold"))
     for row in offers.to_pylist():
-        console.print(f"  {row['offer_rank']}. {row['reason']}", highlight=False)
+        console.print(f"  {row['offer_rank']}. {row['reason']}")
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclass fields for JSON: reports through their ``to_dict``."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
+
+
+def _offers_json(table: pa.Table) -> list[dict[str, Any]]:
+    """Offer rows for ``offers --json``: every column, plus money as decimal strings."""
+    rows = []
+    for row in table.to_pylist():
+        currency = row["currency"]
+        for name in ("list_total", "cost", "price", "discount", "expected_profit"):
+            minor = row.get(f"{name}_minor")
+            if minor is not None:
+                row[name] = str(from_minor_units(round(minor), currency))
+        rows.append(row)
+    return rows
 
 
 @app.command()
@@ -164,6 +281,7 @@ def ingest(
     ] = None,
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Read, validate and clean an orders file into the workspace, and print the cleaning report.
 
@@ -172,19 +290,33 @@ def ingest(
     stops with a message naming the file, column, row and value; nothing is written then.
     """
     with _errors():
+        _input_file(orders, "orders")
+        for path, what in ((catalog, "catalog"), (events, "events")):
+            if path is not None:
+                _input_file(path, what)
         cfg = _config(config)
         start = time.perf_counter()
-        with console.status(f"ingesting {orders} ..."):
+        with err_console.status(f"ingesting {orders} ..."):
             result = pipeline.ingest(Workspace(workspace), orders, cfg, catalog, events)
         elapsed = time.perf_counter() - start
+    report_path = workspace / f"cleaning_report_{result.source_id}.json"
+    if as_json:
+        document = {f.name: _jsonable(getattr(result, f.name)) for f in dataclasses.fields(result)}
+        document.update(
+            orders=str(orders),
+            workspace=str(workspace),
+            cleaning_report_path=str(report_path),
+            seconds=round(elapsed, 3),
+        )
+        _print_json(document)
+        return
     console.print(_cleaning_table(result.report))
     again = " (same file as before: its rows were replaced)" if result.was_already_ingested else ""
     console.print(
-        f"Ingested [bold]{orders}[/] as {result.adapter}, source {result.source_id}{again}: "
+        f"Ingested {orders} as {result.adapter}, source {result.source_id}{again}: "
         f"{result.report.n_rows_kept:,} order lines, {result.n_items:,} items, "
         f"{result.n_events:,} events, "
-        f"in {elapsed:.1f} s. Workspace: {workspace} (cleaning report: "
-        f"{workspace / f'cleaning_report_{result.source_id}.json'})"
+        f"in {elapsed:.1f} s. Workspace: {workspace} (cleaning report: {report_path})"
     )
 
 
@@ -199,6 +331,7 @@ def train(
     max_discount: Annotated[
         float | None, typer.Option(help="Override pricing.max_discount (0..1).")
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Mine co-purchase pairs, compose bundles for every customer, and price them.
 
@@ -210,24 +343,33 @@ def train(
         ws = Workspace(workspace)
         with _steps(TRAIN_STEPS) as progress:
             result = pipeline.train(ws, cfg, progress)
-        _print_train(result)
-        if out is not None:
-            offers_path, report_path = pipeline.export(ws, out, cfg)
-            console.print(f"Wrote {offers_path} and {report_path}")
+        written = pipeline.export(ws, out, cfg) if out is not None else None
+    if as_json:
+        document: dict[str, Any] = {"workspace": str(workspace), **result.to_dict()}
+        if written is not None:
+            document.update(offers_path=str(written[0]), report_path=str(written[1]))
+        _print_json(document)
+        return
+    _print_train(result)
+    if written is not None:
+        console.print(f"Wrote {written[0]} and {written[1]}")
 
 
 def _print_train(result: pipeline.TrainResult) -> None:
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
-    console.print(
-        f"Model [bold]{result.model_version}[/]: {result.n_pairs:,} pairs from "
-        f"{result.n_orders:,} orders ({result.n_orders_skipped} very large orders left out); "
+    _say(
+        "Model ",
+        (result.model_version, "bold"),
+        f": {result.n_pairs:,} pairs from {result.n_orders:,} orders "
+        f"({result.n_orders_skipped:,} very large orders left out); "
         f"{result.n_offers:,} offers for {result.n_customers:,} customers; "
-        f"{result.n_not_offered} candidates had no feasible price. ({timings})"
+        f"{result.n_not_offered} candidates had no feasible price. ({timings})",
     )
     if result.n_cost_assumed:
-        console.print(
-            f"[yellow]Note:[/] {result.n_cost_assumed:,} offers use the assumed cost share "
-            "(no unit cost in the catalog)."
+        _say(
+            ("Note:", "yellow"),
+            f" {result.n_cost_assumed:,} offers use the assumed cost share "
+            "(no unit cost in the catalog).",
         )
 
 
@@ -236,6 +378,7 @@ def offers(
     customer: Annotated[str, typer.Option("--customer", help="Customer id.")],
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="How many offers.")] = 5,
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a customer's ranked bundle offers with prices and reasons.
 
@@ -243,14 +386,20 @@ def offers(
     """
     with _errors():
         table = pipeline.customer_offers(Workspace(workspace), customer, n)
+    popular = table.num_rows > 0 and table.column("source")[0].as_py() == "popular"
+    if as_json:
+        _print_json(
+            {
+                "customer_id": customer,
+                "kind": None if table.num_rows == 0 else "popular" if popular else "personalized",
+                "offers": _offers_json(table),
+            }
+        )
+        return
     if table.num_rows == 0:
         console.print(f"No offers for customer {customer}.")
         return
-    kind = (
-        "popular bundles (no purchase history)"
-        if table.column("source")[0].as_py() == "popular"
-        else "personalized"
-    )
+    kind = "popular bundles (no purchase history)" if popular else "personalized"
     console.print(_offers_table(table, f"Offers for customer {customer}: {kind}"))
     _print_reasons(table)
 
@@ -273,13 +422,15 @@ def demo(
     per offer), <out>/report.html and <out>/cleaning_report.json, and prints a summary.
     """
     with _errors():
+        if orders is not None:
+            _input_file(orders, "orders")
         cfg = _config(config)
         with _steps(("ingest", *TRAIN_STEPS, "report")) as progress:
             result = pipeline.run_demo(out, workspace, orders, cfg, progress)
     console.print(_cleaning_table(result.ingest.report))
     _print_train(result.train)
     console.print(
-        f"Wrote [bold]{result.offers_path}[/] and [bold]{result.report_path}[/]. Try: "
+        f"Wrote {result.offers_path} and {result.report_path}. Try: "
         f"bundlewise offers --workspace {workspace or out / 'workspace'} --customer 12346"
     )
 
@@ -326,12 +477,12 @@ def evaluate(
         try:
             cutoff_date = datetime.fromisoformat(cutoff) if cutoff else None
         except ValueError:
-            raise BundlewiseError(f"--cutoff {cutoff!r} is not a date (YYYY-MM-DD).") from None
+            raise UsageError(f"--cutoff {cutoff!r} is not a date (YYYY-MM-DD).") from None
         with _steps(("load orders", "backtest", "report")) as progress:
             progress("load orders")
             if orders is not None:
                 if not orders.is_file():
-                    raise BundlewiseError(f"--orders {orders}: no such file.")
+                    raise UsageError(f"--orders {orders}: no such file.")
                 with tempfile.TemporaryDirectory() as tmp:
                     scratch = Workspace(tmp)
                     scratch.ingest(orders, cfg)
@@ -421,7 +572,7 @@ def simulate(
             raise BundlewiseError(BENCH_MISSING) from None
         cfg = load_config(config_file) if config_file else Config()
         if orders is not None and not orders.is_file():
-            raise BundlewiseError(f"--orders {orders}: no such file.")
+            raise UsageError(f"--orders {orders}: no such file.")
         base = replace(Scenario(), noise=noise)
         if quick:
             base = quick_scenario(base)
@@ -449,7 +600,9 @@ def simulate(
     console.print(f"Wrote {json_path} and {html_path}", markup=False, highlight=False)
 
 
-keys_app = typer.Typer(help="Manage API keys of the HTTP server (stored hashed).")
+keys_app = typer.Typer(
+    help="Manage API keys of the HTTP server (stored hashed).", rich_markup_mode=None
+)
 app.add_typer(keys_app, name="keys")
 KeysFileOpt = Annotated[
     Path | None, typer.Option(help="API key file (default: api_keys.json in the workspace).")
@@ -498,7 +651,7 @@ def keys_revoke(
     """Revoke a key (a running server stops accepting it within a second)."""
     with _errors():
         if not _key_store(workspace, keys_file).revoke(key_id):
-            raise BundlewiseError(f"no key with id {key_id!r}.")
+            raise UsageError(f"no key with id {key_id!r}.")
     typer.echo(f"revoked {key_id}")
 
 
