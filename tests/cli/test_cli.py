@@ -140,7 +140,7 @@ def test_bad_input_is_one_clear_line_without_traceback(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1  # bad data: a domain error
     assert "Traceback" not in result.stderr + result.stdout
     message = " ".join(result.stderr.split())
     assert str(bad) in message.replace(" ", "") or "orders.csv" in message
@@ -149,7 +149,7 @@ def test_bad_input_is_one_clear_line_without_traceback(tmp_path: Path) -> None:
 
 def test_train_before_ingest_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--workspace", str(tmp_path / "empty")])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "bundlewise ingest" in result.output
 
 
@@ -167,5 +167,5 @@ def test_offers_before_train_is_a_clear_error(real_slice: Path, tmp_path: Path) 
     ws = tmp_path / "ws"
     assert runner.invoke(app, ["ingest", str(real_slice), "--workspace", str(ws)]).exit_code == 0
     result = runner.invoke(app, ["offers", "--workspace", str(ws), "--customer", "13085"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "bundlewise train" in result.output

@@ -43,5 +43,5 @@ def test_bad_scope_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_serve_without_a_trained_workspace_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--workspace", str(tmp_path / "none")])
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # no trained model: a domain error
     assert "bundlewise train" in result.output and "Traceback" not in result.output
