@@ -222,7 +222,7 @@ def main() -> None:
             start = time.perf_counter()
             synthetic = synthetic_workspace.build(Path(tmp) / "synthetic", n_items, n_customers)
             with synthetic.connect() as con:
-                served = offers_by_customer(con, None, {}, Config().pricing.sensitivity_prior)
+                served = offers_by_customer(con)
             synthetic.replace_table("served_offers", served)
             built = time.perf_counter() - start
             print(f"synthetic workspace: {n_items:,} items, {n_customers:,} customers, "

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bundlewise.config import Config
 from bundlewise.data import Workspace
+from bundlewise.pricing.optimizer import BatchState
+from bundlewise.pricing.pricer import Pricer, catalog_from_items
 
 SQL = """
 CREATE OR REPLACE TABLE items AS
@@ -50,7 +53,8 @@ SELECT md5(printf('%d-%d', c, r))[:16] AS offer_id, printf('C%07d', c) AS custom
            AS expected_profit_minor,
        'optimum' AS binding_rule,
        'Synthetic offer for the serving benchmark.' AS reason, 'history' AS source,
-       0.5 AS score, 'synthetic' AS model_version
+       0.5 AS score, 'synthetic' AS model_version, 'unknown' AS segment, 8.0 AS sensitivity,
+       5.0 AS appeal
 FROM priced;
 
 CREATE OR REPLACE TABLE partners AS
@@ -84,4 +88,14 @@ def build(path: Path, n_items: int = 100_000, n_customers: int = 1_000_000) -> W
                 if f"${k}" in statement
             }
             con.execute(statement, params).fetchall()
+    # A pricer for quotes (the synthetic offers are not priced by it: a load test only).
+    Pricer(
+        model_version="synthetic",
+        config=Config(),
+        catalog=catalog_from_items(workspace.table("items")),
+        customer_segment={},
+        sensitivity={},
+        appeals={},
+        state=BatchState(),
+    ).save(workspace)
     return workspace

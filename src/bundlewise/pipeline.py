@@ -31,11 +31,10 @@ from bundlewise.exceptions import WorkspaceError
 from bundlewise.mining import PairMiner
 from bundlewise.money import currency_exponent, from_minor_units
 from bundlewise.pricing.estimation import estimate_price_response, response_table
+from bundlewise.pricing.pricer import ANONYMOUS
 
 logger = logging.getLogger(__name__)
 
-#: Customer id under which the non-personalized (popular) offers are stored.
-ANONYMOUS = "__anonymous__"
 
 Progress = Callable[[str], None]
 
@@ -155,7 +154,7 @@ def train(
     priced = price_offers(
         candidates,
         items,
-        config.pricing,
+        config,
         model_version=version,
         response=response,
         keep=config.composer.n_offers,
@@ -176,37 +175,14 @@ def train(
     workspace.replace_table("not_offered", priced.not_offered)
     if response is not None:
         workspace.replace_table("price_response", response_table(response))
-        workspace.replace_table(
-            "customer_segments",
-            pa.table(
-                {
-                    "customer_id": pa.array(list(response.customer_segment), pa.string()),
-                    "segment": pa.array(list(response.customer_segment.values()), pa.string()),
-                }
-            ),
-        )
-    sensitivity = (
-        {seg.segment: seg.posterior for seg in response.segments} if response is not None else {}
-    )
-    segments = (
-        pa.table(
-            {
-                "customer_id": pa.array(list(response.customer_segment), pa.string()),
-                "segment": pa.array(list(response.customer_segment.values()), pa.string()),
-            }
-        )
-        if response is not None
-        else None
-    )
+    priced.pricer.save(workspace)
     started = time.perf_counter()
     similarity = pair_text_similarity(priced.offers, items)
     if similarity is not None:
         workspace.replace_table("pair_text_similarity", similarity)
         timings["text similarity"] = time.perf_counter() - started
     with workspace.connect() as con:
-        served = offers_by_customer(
-            con, segments, sensitivity, config.pricing.sensitivity_prior, similarity
-        )
+        served = offers_by_customer(con, similarity)
     workspace.replace_table("served_offers", served)
     real = pc.not_equal(priced.offers.column("customer_id"), ANONYMOUS)
     n_customers = len(pc.unique(priced.offers.filter(real).column("customer_id")))

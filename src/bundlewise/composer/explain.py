@@ -45,12 +45,6 @@ WITH exploded AS (
     LEFT JOIN pair_stats s ON s.item_a = p.item_a AND s.item_b = p.item_b
     LEFT JOIN text_similarity_ t ON t.item_a = p.item_a AND t.item_b = p.item_b
     GROUP BY p.offer_id
-), seg AS (
-    SELECT o.offer_id, coalesce(cs.segment, 'unknown') AS segment,
-           coalesce(sv.sensitivity, $prior) AS sensitivity
-    FROM offers o
-    LEFT JOIN customer_segments_ cs ON cs.customer_id = o.customer_id
-    LEFT JOIN sensitivities_ sv ON sv.segment = cs.segment
 ), rows AS (
     SELECT o.customer_id, o.offer_rank,
            {'offer_id': o.offer_id, 'offer_rank': o.offer_rank, 'customer_id': o.customer_id,
@@ -63,14 +57,15 @@ WITH exploded AS (
             'explanation': {
                 'history_items': coalesce(h.history, []),
                 'pairs': coalesce(e.pairs, []),
-                'price_response': {'segment': g.segment, 'sensitivity': g.sensitivity},
+                'price_response': {'segment': o.segment, 'sensitivity': o.sensitivity,
+                                   'appeal': o.appeal,
+                                   'accept_at_list': 1.0 / (1.0 + exp(o.sensitivity - o.appeal))},
                 'binding_rule': o.binding_rule,
                 'personalized_price': o.customer_id <> '__anonymous__',
                 'compared_with_list_total_minor': o.list_total_minor,
                 'text': o.reason}} AS offer
     FROM offers o
     LEFT JOIN hist h USING (offer_id) LEFT JOIN ev e USING (offer_id)
-    LEFT JOIN seg g USING (offer_id)
 )
 SELECT customer_id, CAST(to_json(list(offer ORDER BY offer_rank)) AS VARCHAR) AS offers_json,
        any_value(offer.model_version) AS model_version
@@ -121,39 +116,20 @@ def pair_text_similarity(offers: pa.Table, items: pa.Table) -> pa.Table | None:
 
 
 def offers_by_customer(
-    con: duckdb.DuckDBPyConnection,
-    segments: pa.Table | None,
-    sensitivity: dict[str, float],
-    prior: float,
-    text_similarity: pa.Table | None = None,
+    con: duckdb.DuckDBPyConnection, text_similarity: pa.Table | None = None
 ) -> pa.Table:
     """``customer_id, offers_json, model_version``: one row per customer of the ``offers``
     table reachable through ``con`` (which must also hold ``order_lines`` and ``pair_stats``).
-    ``text_similarity`` (``item_a < item_b, similarity``) adds title similarity to each pair."""
-    if segments is None:
-        segments = pa.table(
-            {"customer_id": pa.array([], pa.string()), "segment": pa.array([], pa.string())}
-        )
-    con.register("customer_segments_", segments)
+    ``text_similarity`` (``item_a < item_b, similarity``) adds title similarity to each pair.
+    The price response of each offer (segment, sensitivity, appeal) is the one stored with it."""
     con.register(
         "text_similarity_",
         text_similarity if text_similarity is not None else TEXT_SIMILARITY_SCHEMA.empty_table(),
     )
-    con.register(
-        "sensitivities_",
-        pa.table(
-            {
-                "segment": pa.array(list(sensitivity), pa.string()),
-                "sensitivity": pa.array(list(sensitivity.values()), pa.float64()),
-            }
-        ),
-    )
     try:
-        return con.sql(OFFERS_SQL, params={"prior": prior}).to_arrow_table()
+        return con.sql(OFFERS_SQL).to_arrow_table()
     finally:
-        con.unregister("customer_segments_")
         con.unregister("text_similarity_")
-        con.unregister("sensitivities_")
 
 
 __all__ = ["OFFERS_SQL", "TEXT_SIMILARITY_SCHEMA", "offers_by_customer", "pair_text_similarity"]

@@ -1,4 +1,4 @@
-"""Pricing: guardrails, price response, and the profit-maximizing optimizer."""
+"""Pricing: guardrails, price response, the profit-maximizing optimizer and the trained pricer."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bundlewise.pricing.guardrails import (
     violated_rules,
 )
 from bundlewise.pricing.optimizer import PriceQuotes, optimal_logit_price, quote_prices
+from bundlewise.pricing.pricer import ANONYMOUS, CatalogItem, Pricer, Quote
 from bundlewise.pricing.response import (
     acceptance_at_list_from_score,
     acceptance_probability,
@@ -18,10 +19,14 @@ from bundlewise.pricing.response import (
 )
 
 __all__ = [
+    "ANONYMOUS",
     "BINDING_RULES",
+    "CatalogItem",
     "Guardrails",
     "PriceBounds",
     "PriceQuotes",
+    "Pricer",
+    "Quote",
     "acceptance_at_list_from_score",
     "acceptance_probability",
     "check_feasible",

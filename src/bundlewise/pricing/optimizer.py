@@ -50,7 +50,7 @@ concavity and implications", M&SOM 13(4) (Lambert W form of the optimal logit pr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -249,6 +249,350 @@ def _fairness_window(
     return lo, hi
 
 
+@dataclass(frozen=True)
+class BatchState:
+    """The batch-coupled decisions of one pricing run, solved once and stored.
+
+    With these, the price of any single offer is a deterministic function of that offer alone
+    (:func:`apply_prices`), so a later quote reproduces the batch's price to the minor unit.
+
+    Attributes
+    ----------
+    budget_multiplier
+        :math:`\\mu` of the discount budget (0 when it does not bind).
+    budget_at_list
+        The budget could not be met with any :math:`\\mu` (endings keep a discount): every
+        offer is at its list total.
+    windows
+        Per bundle key, the fairness window ``(low, high)`` in minor units (floats).
+    segment_prices
+        Per ``(segment, bundle key)``, the segment's price at ``budget_multiplier``.
+    segment_prices_free
+        The same at :math:`\\mu = 0` (tells the budget's effect apart).
+    """
+
+    budget_multiplier: float = 0.0
+    budget_at_list: bool = False
+    windows: dict[Any, tuple[float, float]] = field(default_factory=dict)
+    segment_prices: dict[tuple[Any, Any], int] = field(default_factory=dict)
+    segment_prices_free: dict[tuple[Any, Any], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    n: int
+    L: npt.NDArray[np.int64]
+    c: npt.NDArray[np.int64]
+    Lf: FloatArray
+    Ls: FloatArray
+    a: FloatArray
+    b: FloatArray
+    beta: FloatArray
+    A0: FloatArray
+    K0: FloatArray
+    S: FloatArray
+    bounds: Any
+    p_star: FloatArray
+    rule: npt.NDArray[Any]
+
+
+def _prepare(
+    list_total_minor: npt.ArrayLike,
+    cost_minor: npt.ArrayLike,
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    guardrails: Guardrails,
+    objective: Objective,
+    bundle_keys: Sequence[Any] | None,
+    fairness_band: float | None,
+    discount_budget_minor: float | None,
+    segments: Sequence[Any] | None,
+    opportunity_cost_minor: npt.ArrayLike | None,
+) -> _Prepared:
+    obj = objective
+    L = np.atleast_1d(np.asarray(list_total_minor, dtype=np.int64))
+    c = np.atleast_1d(np.asarray(cost_minor, dtype=np.int64))
+    n = L.shape[0]
+    if c.shape != (n,):
+        raise ValueError(f"cost_minor has shape {c.shape}, expected ({n},).")
+    a_ = np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
+    b_ = np.broadcast_to(np.asarray(b, dtype=np.float64), (n,))
+    if (fairness_band is not None or segments is not None) and (
+        bundle_keys is None or len(bundle_keys) != n
+    ):
+        raise ValueError("fairness_band and segments need one bundle key per offer.")
+    if fairness_band is not None and not fairness_band >= 0:
+        raise ValueError(f"fairness_band must be >= 0, got {fairness_band}.")
+    if discount_budget_minor is not None and not discount_budget_minor >= 0:
+        raise ValueError(f"discount_budget_minor must be >= 0, got {discount_budget_minor}.")
+    if segments is not None and len(segments) != n:
+        raise ValueError(f"segments has {len(segments)} entries, expected {n}.")
+    bounds = price_bounds(L, c, guardrails)
+    Lf = L.astype(np.float64)
+    Ls = np.where(Lf > 0, Lf, 1.0)
+    beta = b_ / Ls
+    A0 = np.full(n, obj.profit + obj.revenue)
+    opportunity = (
+        np.zeros(n)
+        if opportunity_cost_minor is None
+        else np.broadcast_to(np.asarray(opportunity_cost_minor, dtype=np.float64), (n,))
+    )
+    K0 = obj.profit * (c + opportunity) / A0
+    S = np.full(n, obj.surplus)
+    p_star = _argmax(K0, A0, S, a_, beta).astype(np.float64)
+    # The guardrail that sets each price: judged on the unconstrained optimum.
+    rule = np.where(
+        p_star > bounds.upper,
+        LIST_TOTAL_CAP,
+        np.where(p_star < bounds.lower, bounds.lower_rule, OPTIMUM),
+    ).astype(object)
+    return _Prepared(n, L, c, Lf, Ls, a_, b_, beta, A0, K0, S, bounds, p_star, rule)
+
+
+def _windowed_bounds(
+    pr: _Prepared, w_lo: FloatArray, w_hi: FloatArray
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The guardrail interval narrowed to the fairness windows; and where the band binds."""
+    lower = pr.bounds.lower
+    upper = np.maximum(pr.bounds.upper, pr.bounds.lower)
+    new_lo = np.maximum(lower, np.ceil(np.round(w_lo, 6)).astype(np.int64))
+    new_hi = np.minimum(upper, np.floor(np.round(w_hi, 6)).astype(np.int64))
+    empty = new_lo > new_hi  # windows too narrow to hold a whole minor unit
+    mid = np.clip(round_minor_units(np.sqrt(w_lo * w_hi)), lower, upper)  # the median
+    new_lo = np.where(empty, mid, new_lo)
+    new_hi = np.where(empty, mid, new_hi)
+    p_star = pr.p_star
+    by_band = ((p_star < new_lo) & (new_lo > lower)) | ((p_star > new_hi) & (new_hi < upper))
+    return new_lo, new_hi, by_band
+
+
+def _window_value(pr: _Prepared) -> Callable[[FloatArray, npt.NDArray[np.int64]], FloatArray]:
+    return lambda p, rows: _value(
+        p,
+        pr.K0[rows, None],
+        pr.A0[rows, None],
+        pr.S[rows, None],
+        pr.a[rows, None],
+        pr.beta[rows, None],
+    )
+
+
+def _solve_at(
+    pr: _Prepared,
+    mu: float,
+    lower: npt.NDArray[np.int64],
+    upper: npt.NDArray[np.int64],
+    guardrails: Guardrails,
+    segment_keys: list[tuple[Any, Any]] | None,
+    stored: dict[tuple[Any, Any], int] | None,
+) -> tuple[npt.NDArray[np.int64], FloatArray, dict[tuple[Any, Any], int]]:
+    """Prices at multiplier ``mu``, their expected discount spend, and the segment prices used
+    (taken from ``stored`` where it has the key, searched otherwise)."""
+    A = pr.A0 + mu
+    K = (pr.A0 * pr.K0 + mu * pr.Lf) / A
+    group_prices: dict[tuple[Any, Any], int] = {}
+    if segment_keys is not None:
+        price = np.empty(pr.n, dtype=np.int64)
+        groups: dict[tuple[Any, Any], list[int]] = {}
+        for k, key in enumerate(segment_keys):
+            groups.setdefault(key, []).append(k)
+        for key, rows_list in groups.items():
+            rows = np.asarray(rows_list)
+            if stored is not None and key in stored:
+                chosen = stored[key]
+            elif stored is not None:  # not in the batch: each offer alone, never pooled
+                for r in rows_list:
+                    one = np.asarray([r])
+                    alone = _segment_price(one, lower, upper, K, A, pr.S, pr.a, pr.beta, guardrails)
+                    price[r] = np.clip(alone, lower[r], upper[r])
+                continue
+            else:
+                chosen = _segment_price(rows, lower, upper, K, A, pr.S, pr.a, pr.beta, guardrails)
+            group_prices[key] = chosen
+            price[rows] = np.clip(chosen, lower[rows], upper[rows])
+    else:
+        target = _argmax(K, A, pr.S, pr.a, pr.beta)
+        price = _snap(
+            target, lower, upper, lambda p: _value(p, K, A, pr.S, pr.a, pr.beta), guardrails
+        )
+    spend = np.where(pr.bounds.is_feasible, (pr.Lf - price) * expit(pr.a - pr.beta * price), 0.0)
+    return price, spend, group_prices
+
+
+def _quotes(
+    pr: _Prepared,
+    price: npt.NDArray[np.int64],
+    price_free: npt.NDArray[np.int64],
+    rule: npt.NDArray[Any],
+    mu: float,
+    segmented: bool,
+) -> PriceQuotes:
+    feasible = pr.bounds.is_feasible
+    if mu > 0:
+        rule = np.where((rule == OPTIMUM) & (price != price_free), DISCOUNT_BUDGET, rule)
+    if segmented:
+        rule = np.where(rule == OPTIMUM, SEGMENT_PRICE, rule)
+    spend = np.where(feasible, (pr.Lf - price) * expit(pr.a - pr.beta * price), 0.0)
+    p_accept = np.where(feasible, acceptance_probability(price, pr.Ls, pr.a, pr.b), 0.0)
+    expected = np.where(feasible, (price - pr.c) * p_accept, 0.0)
+    return PriceQuotes(
+        price_minor=np.where(feasible, price, -1).astype(np.int64),
+        p_accept=p_accept.astype(np.float64),
+        expected_profit_minor=expected.astype(np.float64),
+        binding_rule=np.where(feasible, rule, INFEASIBLE).astype(np.str_),
+        unconstrained_price=pr.p_star,
+        is_feasible=feasible,
+        expected_discount_minor=np.where(feasible, spend, 0.0).astype(np.float64),
+        budget_multiplier=float(mu),
+    )
+
+
+def solve_batch(
+    list_total_minor: npt.ArrayLike,
+    cost_minor: npt.ArrayLike,
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    guardrails: Guardrails,
+    *,
+    objective: Objective | None = None,
+    bundle_keys: Sequence[Any] | None = None,
+    fairness_band: float | None = None,
+    discount_budget_minor: float | None = None,
+    segments: Sequence[Any] | None = None,
+    opportunity_cost_minor: npt.ArrayLike | None = None,
+) -> BatchState:
+    """Solve the decisions that couple a batch of offers (see :func:`quote_prices`).
+
+    Returns
+    -------
+    BatchState
+        The discount budget's multiplier, the fairness window of every bundle and the segment
+        prices; :func:`apply_prices` turns them into each offer's price.
+    """
+    pr = _prepare(
+        list_total_minor, cost_minor, a, b, guardrails, objective or Objective(),
+        bundle_keys, fairness_band, discount_budget_minor, segments, opportunity_cost_minor,
+    )  # fmt: skip
+    feasible = pr.bounds.is_feasible
+    lower = pr.bounds.lower.copy()
+    upper = np.maximum(pr.bounds.upper, pr.bounds.lower)
+    windows: dict[Any, tuple[float, float]] = {}
+    if fairness_band is not None and bundle_keys is not None and pr.n:
+        keys = [
+            bk if f else (None, k)
+            for k, (bk, f) in enumerate(zip(bundle_keys, feasible, strict=True))
+        ]
+        w_lo, w_hi = _fairness_window(
+            keys, lower, upper, pr.p_star, _window_value(pr), fairness_band
+        )
+        for k, (bk, f) in enumerate(zip(bundle_keys, feasible, strict=True)):
+            if f:
+                windows[bk] = (float(w_lo[k]), float(w_hi[k]))
+        lower, upper, _ = _windowed_bounds(pr, w_lo, w_hi)
+    segment_keys = (
+        list(zip(segments, bundle_keys, strict=True))
+        if segments is not None and bundle_keys is not None
+        else None
+    )
+
+    def spend_at(mu: float) -> float:
+        return float(_solve_at(pr, mu, lower, upper, guardrails, segment_keys, None)[1].sum())
+
+    mu = 0.0
+    at_list = False
+    _, spend0, free_groups = _solve_at(pr, 0.0, lower, upper, guardrails, segment_keys, None)
+    groups = free_groups
+    if discount_budget_minor is not None and spend0.sum() > discount_budget_minor:
+        hi_mu = 1.0
+        while spend_at(hi_mu) > discount_budget_minor and hi_mu < 1e9:
+            hi_mu *= 4.0
+        lo_mu = 0.0
+        for _ in range(60):
+            mid_mu = 0.5 * (lo_mu + hi_mu)
+            if spend_at(mid_mu) > discount_budget_minor:
+                lo_mu = mid_mu
+            else:
+                hi_mu = mid_mu
+        mu = hi_mu
+        _, spend, groups = _solve_at(pr, mu, lower, upper, guardrails, segment_keys, None)
+        at_list = bool(spend.sum() > discount_budget_minor)  # endings keep a discount
+    return BatchState(
+        budget_multiplier=float(mu),
+        budget_at_list=at_list,
+        windows=windows,
+        segment_prices=groups if segment_keys is not None else {},
+        segment_prices_free=free_groups if segment_keys is not None else {},
+    )
+
+
+def apply_prices(
+    list_total_minor: npt.ArrayLike,
+    cost_minor: npt.ArrayLike,
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    guardrails: Guardrails,
+    state: BatchState,
+    *,
+    objective: Objective | None = None,
+    bundle_keys: Sequence[Any] | None = None,
+    fairness_band: float | None = None,
+    segments: Sequence[Any] | None = None,
+    opportunity_cost_minor: npt.ArrayLike | None = None,
+) -> PriceQuotes:
+    """Each offer's price given the batch's decisions; row by row, so any subset (one offer
+    included) gets the same prices as the whole batch.
+
+    A bundle without a stored fairness window gets the window it would get alone (which holds
+    its own optimum); a (segment, bundle) without a stored price gets the best allowed price for
+    the offer alone; the budget's multiplier applies to every offer.
+    """
+    pr = _prepare(
+        list_total_minor, cost_minor, a, b, guardrails, objective or Objective(),
+        bundle_keys, fairness_band, None, segments, opportunity_cost_minor,
+    )  # fmt: skip
+    feasible = pr.bounds.is_feasible
+    lower = pr.bounds.lower.copy()
+    upper = np.maximum(pr.bounds.upper, pr.bounds.lower)
+    rule = pr.rule
+    if fairness_band is not None and bundle_keys is not None and pr.n:
+        w_lo = np.empty(pr.n)
+        w_hi = np.empty(pr.n)
+        value = _window_value(pr)
+        for k, key in enumerate(bundle_keys):
+            window = state.windows.get(key) if feasible[k] else None
+            if window is None:  # a bundle the batch did not have: the window it gets alone
+
+                def alone(p: FloatArray, rows: npt.NDArray[np.int64], k: int = k) -> FloatArray:
+                    return value(p, rows + k)
+
+                lo1, hi1 = _fairness_window(
+                    [0], lower[k : k + 1], upper[k : k + 1], pr.p_star[k : k + 1], alone,
+                    fairness_band,
+                )  # fmt: skip
+                window = (float(lo1[0]), float(hi1[0]))
+            w_lo[k], w_hi[k] = window
+        lower, upper, by_band = _windowed_bounds(pr, w_lo, w_hi)
+        rule = np.where(by_band, FAIRNESS_BAND, rule)
+    segment_keys = (
+        list(zip(segments, bundle_keys, strict=True))
+        if segments is not None and bundle_keys is not None
+        else None
+    )
+    mu = state.budget_multiplier
+    price_free, _, _ = _solve_at(
+        pr, 0.0, lower, upper, guardrails, segment_keys, state.segment_prices_free
+    )
+    if mu > 0:
+        price, _, _ = _solve_at(
+            pr, mu, lower, upper, guardrails, segment_keys, state.segment_prices
+        )
+    else:
+        price = price_free
+    if state.budget_at_list:
+        price = np.where(feasible, pr.bounds.upper, price)
+    return _quotes(pr, price, price_free, rule, mu, segments is not None)
+
+
 def quote_prices(
     list_total_minor: npt.ArrayLike,
     cost_minor: npt.ArrayLike,
@@ -310,131 +654,17 @@ def quote_prices(
     >>> int(q.price_minor[0]), str(q.binding_rule[0])
     (809, 'optimum')
     """
-    obj = objective or Objective()
-    L = np.atleast_1d(np.asarray(list_total_minor, dtype=np.int64))
-    c = np.atleast_1d(np.asarray(cost_minor, dtype=np.int64))
-    n = L.shape[0]
-    if c.shape != (n,):
-        raise ValueError(f"cost_minor has shape {c.shape}, expected ({n},).")
-    a_ = np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
-    b_ = np.broadcast_to(np.asarray(b, dtype=np.float64), (n,))
-    if (fairness_band is not None or segments is not None) and (
-        bundle_keys is None or len(bundle_keys) != n
-    ):
-        raise ValueError("fairness_band and segments need one bundle key per offer.")
-    if fairness_band is not None and not fairness_band >= 0:
-        raise ValueError(f"fairness_band must be >= 0, got {fairness_band}.")
-    if discount_budget_minor is not None and not discount_budget_minor >= 0:
-        raise ValueError(f"discount_budget_minor must be >= 0, got {discount_budget_minor}.")
-    if segments is not None and len(segments) != n:
-        raise ValueError(f"segments has {len(segments)} entries, expected {n}.")
-
-    bounds = price_bounds(L, c, guardrails)
-    feasible = bounds.is_feasible
-    Lf = L.astype(np.float64)
-    Ls = np.where(Lf > 0, Lf, 1.0)
-    beta = b_ / Ls
-    A0 = np.full(n, obj.profit + obj.revenue)
-    opportunity = (
-        np.zeros(n)
-        if opportunity_cost_minor is None
-        else np.broadcast_to(np.asarray(opportunity_cost_minor, dtype=np.float64), (n,))
-    )
-    K0 = obj.profit * (c + opportunity) / A0
-    S = np.full(n, obj.surplus)
-    lower = bounds.lower.copy()
-    upper = np.maximum(bounds.upper, bounds.lower)
-    p_star = _argmax(K0, A0, S, a_, beta).astype(np.float64)
-
-    # The guardrail that sets each price: judged on the unconstrained optimum.
-    rule = np.where(
-        p_star > bounds.upper,
-        LIST_TOTAL_CAP,
-        np.where(p_star < bounds.lower, bounds.lower_rule, OPTIMUM),
-    ).astype(object)
-    if fairness_band is not None and bundle_keys is not None and n:
-        keys = [
-            bk if f else (None, k)
-            for k, (bk, f) in enumerate(zip(bundle_keys, feasible, strict=True))
-        ]
-        w_lo, w_hi = _fairness_window(
-            keys,
-            lower,
-            upper,
-            p_star,
-            lambda p, rows: _value(
-                p, K0[rows, None], A0[rows, None], S[rows, None], a_[rows, None], beta[rows, None]
-            ),
-            fairness_band,
-        )
-        new_lo = np.maximum(lower, np.ceil(np.round(w_lo, 6)).astype(np.int64))
-        new_hi = np.minimum(upper, np.floor(np.round(w_hi, 6)).astype(np.int64))
-        empty = new_lo > new_hi  # windows too narrow to hold a whole minor unit
-        mid = np.clip(round_minor_units(np.sqrt(w_lo * w_hi)), lower, upper)  # the median
-        new_lo = np.where(empty, mid, new_lo)
-        new_hi = np.where(empty, mid, new_hi)
-        by_band = ((p_star < new_lo) & (new_lo > lower)) | ((p_star > new_hi) & (new_hi < upper))
-        rule = np.where(by_band, FAIRNESS_BAND, rule)
-        lower, upper = new_lo, new_hi
-
-    def solve(mu: float) -> tuple[npt.NDArray[np.int64], FloatArray]:
-        A = A0 + mu
-        K = (A0 * K0 + mu * Lf) / A
-        if segments is not None and bundle_keys is not None:
-            price = _segment_prices(
-                list(zip(segments, bundle_keys, strict=True)),
-                lower,
-                upper,
-                K,
-                A,
-                S,
-                a_,
-                beta,
-                guardrails,
-            )
-        else:
-            target = _argmax(K, A, S, a_, beta)
-            price = _snap(target, lower, upper, lambda p: _value(p, K, A, S, a_, beta), guardrails)
-        spend = np.where(feasible, (Lf - price) * expit(a_ - beta * price), 0.0)
-        return price, spend
-
-    mu = 0.0
-    price, spend = solve(0.0)
-    price_free = price
-    if discount_budget_minor is not None and spend.sum() > discount_budget_minor:
-        hi_mu = 1.0
-        while solve(hi_mu)[1].sum() > discount_budget_minor and hi_mu < 1e9:
-            hi_mu *= 4.0
-        lo_mu = 0.0
-        for _ in range(60):
-            mid_mu = 0.5 * (lo_mu + hi_mu)
-            if solve(mid_mu)[1].sum() > discount_budget_minor:
-                lo_mu = mid_mu
-            else:
-                hi_mu = mid_mu
-        mu = hi_mu
-        price, spend = solve(mu)
-        if spend.sum() > discount_budget_minor:  # endings keep a discount: fall back to list
-            price = np.where(feasible, bounds.upper, price)
-            spend = np.where(feasible, (Lf - price) * expit(a_ - beta * price), 0.0)
-
-    if mu > 0:
-        rule = np.where((rule == OPTIMUM) & (price != price_free), DISCOUNT_BUDGET, rule)
-    if segments is not None:
-        rule = np.where(rule == OPTIMUM, SEGMENT_PRICE, rule)
-
-    p_accept = np.where(feasible, acceptance_probability(price, Ls, a_, b_), 0.0)
-    expected = np.where(feasible, (price - c) * p_accept, 0.0)
-    return PriceQuotes(
-        price_minor=np.where(feasible, price, -1).astype(np.int64),
-        p_accept=p_accept.astype(np.float64),
-        expected_profit_minor=expected.astype(np.float64),
-        binding_rule=np.where(feasible, rule, INFEASIBLE).astype(np.str_),
-        unconstrained_price=p_star,
-        is_feasible=feasible,
-        expected_discount_minor=np.where(feasible, spend, 0.0).astype(np.float64),
-        budget_multiplier=float(mu),
-    )
+    state = solve_batch(
+        list_total_minor, cost_minor, a, b, guardrails, objective=objective,
+        bundle_keys=bundle_keys, fairness_band=fairness_band,
+        discount_budget_minor=discount_budget_minor, segments=segments,
+        opportunity_cost_minor=opportunity_cost_minor,
+    )  # fmt: skip
+    return apply_prices(
+        list_total_minor, cost_minor, a, b, guardrails, state, objective=objective,
+        bundle_keys=bundle_keys, fairness_band=fairness_band, segments=segments,
+        opportunity_cost_minor=opportunity_cost_minor,
+    )  # fmt: skip
 
 
 def allowed_prices(lower: int, upper: int, guardrails: Guardrails) -> npt.NDArray[np.int64]:
@@ -455,8 +685,8 @@ def allowed_prices(lower: int, upper: int, guardrails: Guardrails) -> npt.NDArra
     return cands
 
 
-def _segment_prices(
-    keys: list[tuple[Any, Any]],
+def _segment_price(
+    rows: npt.NDArray[np.int64],
     lower: npt.NDArray[np.int64],
     upper: npt.NDArray[np.int64],
     K: FloatArray,
@@ -465,28 +695,22 @@ def _segment_prices(
     a: FloatArray,
     beta: FloatArray,
     guardrails: Guardrails,
-) -> npt.NDArray[np.int64]:
-    groups: dict[tuple[Any, Any], list[int]] = {}
-    for k, key in enumerate(keys):
-        groups.setdefault(key, []).append(k)
-    price = np.empty(len(keys), dtype=np.int64)
-    for rows_list in groups.values():
-        rows = np.asarray(rows_list)
-        lo = int(lower[rows].max())
-        hi = int(upper[rows].min())
-        if lo > hi:  # members disagree on the interval (different costs): price each alone
-            lo, hi = int(lower[rows].min()), int(upper[rows].max())
-        grid = allowed_prices(lo, hi, guardrails).astype(np.float64)
-        values = _value(
-            grid[None, :],
-            K[rows, None],
-            A[rows, None],
-            S[rows, None],
-            a[rows, None],
-            beta[rows, None],
-        ).sum(axis=0)
-        price[rows] = np.clip(int(grid[int(np.argmax(values))]), lower[rows], upper[rows])
-    return price
+) -> int:
+    """The allowed price that maximizes the summed objective of one (segment, bundle) group."""
+    lo = int(lower[rows].max())
+    hi = int(upper[rows].min())
+    if lo > hi:  # members disagree on the interval (different costs): price each alone
+        lo, hi = int(lower[rows].min()), int(upper[rows].max())
+    grid = allowed_prices(lo, hi, guardrails).astype(np.float64)
+    values = _value(
+        grid[None, :],
+        K[rows, None],
+        A[rows, None],
+        S[rows, None],
+        a[rows, None],
+        beta[rows, None],
+    ).sum(axis=0)
+    return int(grid[int(np.argmax(values))])
 
 
 def best_price_on_grid(
@@ -522,11 +746,14 @@ def best_price_on_grid(
 
 
 __all__ = [
+    "BatchState",
     "Objective",
     "PriceQuotes",
     "allowed_prices",
+    "apply_prices",
     "best_price_on_grid",
     "customer_surplus",
     "optimal_logit_price",
     "quote_prices",
+    "solve_batch",
 ]

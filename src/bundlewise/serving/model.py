@@ -3,7 +3,8 @@
 Everything a request needs is precomputed at load: each customer's ranked offers with their
 explanations (the history items behind them, the co-purchase evidence of every pair, the price
 response, the binding guardrail, the personalized-price disclosure), each item's bundle partners,
-and the catalog for quotes. The app swaps snapshots atomically on reload.
+and the trained :class:`~bundlewise.pricing.Pricer` for quotes and cart offers, so every route
+gives the stored offers' prices. The app swaps snapshots atomically on reload.
 """
 
 from __future__ import annotations
@@ -13,32 +14,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from bundlewise.composer.explain import offers_by_customer
+from bundlewise.composer.offers import reprice_offers
 from bundlewise.config import Config
 from bundlewise.data import Workspace
-from bundlewise.exceptions import WorkspaceError
-from bundlewise.money import format_money
-from bundlewise.pipeline import ANONYMOUS
-from bundlewise.pricing import (
-    Guardrails,
-    intercept_for_acceptance,
-    quote_prices,
-)
-from bundlewise.pricing.optimizer import Objective
+from bundlewise.exceptions import ConfigError, WorkspaceError
+from bundlewise.pricing.pricer import ANONYMOUS, CatalogItem, Pricer
 
 DEFAULT_N = 5
-
-
-@dataclass(frozen=True)
-class CatalogItem:
-    item_id: str
-    title: str
-    list_price_minor: int | None
-    unit_cost_minor: int | None
-    currency: str
 
 
 @dataclass
@@ -53,11 +38,22 @@ class Snapshot:
     customer_index: dict[str, int]
     offers_column: pa.Array
     partners: dict[str, list[dict[str, Any]]]
-    items: dict[str, CatalogItem]
-    segments: dict[str, str]
-    sensitivity: dict[str, float]
+    pricer: Pricer
     config: Config
     loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def items(self) -> dict[str, CatalogItem]:
+        """The catalog the model was trained with."""
+        return self.pricer.catalog
+
+    @property
+    def segments(self) -> dict[str, str]:
+        return self.pricer.customer_segment
+
+    @property
+    def sensitivity(self) -> dict[str, float]:
+        return self.pricer.sensitivity
 
     @property
     def n_customers(self) -> int:
@@ -91,7 +87,8 @@ class Snapshot:
         return offers, personal
 
     def quote(self, customer_id: str | None, item_ids: list[str]) -> dict[str, Any]:
-        """Price one bundle for one customer (the customer's segment sensitivity, mid appeal).
+        """Price one bundle for one customer with the trained pricer (the price a stored offer
+        of the same customer and items has), with the pair evidence.
 
         Raises
         ------
@@ -109,66 +106,10 @@ class Snapshot:
                 "no list price for item(s): "
                 + ", ".join(r.item_id for r in rows if r.list_price_minor is None)
             )
-        pricing = self.config.pricing
-        list_total = sum(int(r.list_price_minor or 0) for r in rows)
-        cost = sum(
-            r.unit_cost_minor
-            if r.unit_cost_minor is not None
-            else round((r.list_price_minor or 0) * pricing.assumed_cost_share)
-            for r in rows
-        )
-        segment = self.segments.get(customer_id or "", "unknown")
-        b = self.sensitivity.get(segment, pricing.sensitivity_prior)
-        accept_at_list = float(np.sqrt(pricing.accept_at_list_low * pricing.accept_at_list_high))
-        a = float(intercept_for_acceptance(accept_at_list, b))
-        q = quote_prices(
-            [list_total],
-            [cost],
-            [a],
-            [b],
-            Guardrails.from_config(pricing),
-            objective=Objective.from_config(pricing),
-        )
-        currency = rows[0].currency
-        evidence = _pair_evidence(item_ids, self.partners)
-        if not q.is_feasible[0]:
-            return {
-                "item_ids": item_ids,
-                "feasible": False,
-                "reason": (
-                    f"no feasible price: cost {format_money(cost, currency)} x (1 + min_margin "
-                    f"{pricing.min_margin}) exceeds the list total "
-                    f"{format_money(list_total, currency)}"
-                ),
-            }
-        price = int(q.price_minor[0])
-        return {
-            "item_ids": item_ids,
-            "titles": [r.title for r in rows],
-            "feasible": True,
-            "currency": currency,
-            "list_total_minor": list_total,
-            "cost_minor": cost,
-            "is_cost_assumed": any(r.unit_cost_minor is None for r in rows),
-            "price_minor": price,
-            "discount_minor": list_total - price,
-            "discount_pct": (list_total - price) / list_total,
-            "p_accept": float(q.p_accept[0]),
-            "expected_profit_minor": float(q.expected_profit_minor[0]),
-            "binding_rule": str(q.binding_rule[0]),
-            "explanation": {
-                "history_items": [],
-                "pairs": evidence,
-                "price_response": {
-                    "segment": segment,
-                    "sensitivity": b,
-                    "accept_at_list": accept_at_list,
-                },
-                "binding_rule": str(q.binding_rule[0]),
-                "personalized_price": customer_id is not None,
-                "compared_with_list_total_minor": list_total,
-            },
-        }
+        out = self.pricer.quote(customer_id, item_ids).to_dict()
+        if out["feasible"]:
+            out["explanation"]["pairs"] = _pair_evidence(item_ids, self.partners)
+        return out
 
 
 def _pair_evidence(
@@ -191,13 +132,8 @@ def _pair_evidence(
     return out
 
 
-def _served_offers(
-    workspace: Workspace,
-    segments: pa.Table | None,
-    sensitivity: dict[str, float],
-    config: Config,
-) -> pa.Table:
-    """The stored ``served_offers`` of the latest run, or the same computed now."""
+def _served_offers(workspace: Workspace, pricer: Pricer) -> pa.Table:
+    """The stored ``served_offers`` of the trained model, or the same computed now."""
     with workspace.connect(read_only=True) as con:
         names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
         if "runs" not in names or "offers" not in names:
@@ -206,68 +142,69 @@ def _served_offers(
             )
         if "served_offers" in names:
             stored = con.sql("SELECT * FROM served_offers").to_arrow_table()
-            latest = con.execute("SELECT model_version FROM runs").fetchall()
-            if (
-                stored.num_rows
-                and latest
-                and stored.column("model_version")[0].as_py() in {r[0] for r in latest}
+            if stored.num_rows and stored.column("model_version")[0].as_py() == (
+                pricer.model_version
             ):
                 return stored
-        similarity = (
-            con.sql("SELECT * FROM pair_text_similarity").to_arrow_table()
-            if "pair_text_similarity" in names
-            else None
-        )
-        return offers_by_customer(
-            con, segments, sensitivity, config.pricing.sensitivity_prior, similarity
-        )
+        return offers_by_customer(con, _similarity(con, names))
 
 
-def _table_or_empty(workspace: Workspace, name: str) -> pa.Table | None:
-    try:
-        return workspace.table(name)
-    except KeyError:
+def _similarity(con: Any, names: set[str]) -> pa.Table | None:
+    if "pair_text_similarity" not in names:
         return None
+    table: pa.Table = con.sql("SELECT * FROM pair_text_similarity").to_arrow_table()
+    return table
 
 
-def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot:
+def _repriced_served_offers(workspace: Workspace, pricer: Pricer) -> pa.Table:
+    """``served_offers`` with every stored offer priced again by ``pricer`` (new guardrails)."""
+    offers = reprice_offers(workspace.table("offers"), pricer)
+    with workspace.connect(read_only=True) as con:
+        names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        con.register("repriced_", offers)
+        con.execute("CREATE TEMP TABLE offers AS SELECT * FROM repriced_")  # shadows the stored
+        con.unregister("repriced_")
+        return offers_by_customer(con, _similarity(con, names))
+
+
+def load_snapshot(
+    workspace_path: Any, config: Config | None = None, *, reprice: bool = False
+) -> Snapshot:
     """Build a :class:`Snapshot` from a trained workspace.
+
+    Prices come from the pricer ``train`` saved. ``config`` defaults to the config the model
+    was trained with; a config whose price-setting ``[pricing]`` settings differ from the
+    trained ones is refused unless ``reprice`` (then the pricer takes the new settings and
+    every stored offer is priced again at load; offers no longer feasible are not served).
 
     Raises
     ------
     WorkspaceError
         If the workspace is missing or has no trained model.
+    ConfigError
+        If ``config``'s pricing settings differ from the trained model's and not ``reprice``.
     """
-    config = config or Config()
     workspace = Workspace(workspace_path)
     if not workspace.db_path.exists():
         raise WorkspaceError(f"no workspace at {workspace.path}: run `bundlewise ingest` first.")
-    sensitivity: dict[str, float] = {}
-    response = _table_or_empty(workspace, "price_response")
-    if response is not None and config.pricing.sensitivity_source == "estimated":
-        sensitivity = dict(
-            zip(
-                response.column("segment").to_pylist(),
-                response.column("posterior").to_pylist(),
-                strict=True,
-            )
+    pricer = Pricer.load(workspace)
+    config = config or pricer.config
+    changes = pricer.guardrail_changes(config.pricing)
+    if changes and not reprice:
+        raise ConfigError(
+            "the config's pricing settings differ from the trained model's: "
+            + "; ".join(changes)
+            + "; retrain, or start with --reprice to price with the new guardrails"
         )
-    segments_table = _table_or_empty(workspace, "customer_segments")
-    segments = (
-        dict(
-            zip(
-                segments_table.column("customer_id").to_pylist(),
-                segments_table.column("segment").to_pylist(),
-                strict=True,
-            )
+    if changes:
+        offers = workspace.table("offers")
+        pricer = pricer.with_pricing(config.pricing).resolved(
+            offers.column("customer_id").to_pylist(), offers.column("item_ids").to_pylist()
         )
-        if segments_table is not None
-        else {}
-    )
-    table = _served_offers(workspace, segments_table, sensitivity, config)
+        table = _repriced_served_offers(workspace, pricer)
+    else:
+        table = _served_offers(workspace, pricer)
     customers = table.column("customer_id").to_pylist()
-    versions = table.column("model_version")
-    model_version = str(versions[0].as_py()) if table.num_rows else ""
     partners: dict[str, list[dict[str, Any]]] = {}
     with workspace.connect(read_only=True) as con:
         for item_id, partner_id, n_ab, lift, npmi in con.execute(
@@ -282,19 +219,12 @@ def load_snapshot(workspace_path: Any, config: Config | None = None) -> Snapshot
                     "npmi": float(npmi),
                 }
             )
-        item_rows = con.execute(
-            "SELECT item_id, coalesce(title, item_id), list_price_minor, unit_cost_minor, "
-            "coalesce(currency, 'GBP') FROM items"
-        ).fetchall()
-    items = {r[0]: CatalogItem(*r) for r in item_rows}
     return Snapshot(
-        model_version=model_version,
+        model_version=pricer.model_version,
         customer_index={c: i for i, c in enumerate(customers)},
         offers_column=table.column("offers_json").cast(pa.large_string()).combine_chunks(),
         partners=partners,
-        items=items,
-        segments=segments,
-        sensitivity=sensitivity,
+        pricer=pricer,
         config=config,
     )
 
