@@ -213,14 +213,31 @@ def test_assumed_cost_share_used_when_cost_missing(candidates: pa.Table, share: 
     assert result.n_cost_assumed == len(rows)
 
 
-def test_missing_list_price_is_not_offered(candidates: pa.Table) -> None:
+def test_item_missing_from_the_catalog_is_not_offered(candidates: pa.Table) -> None:
     catalog = {k: v for k, v in CATALOG.items() if k != "B"}
     result = price_offers(candidates, build_items(catalog), PricingConfig())
     assert all("B" not in r["item_ids"] for r in result.offers.to_pylist())
     with_b = [d for d in result.not_offered.to_pylist() if "B" in d["item_ids"]]
     assert with_b
     for d in with_b:
-        assert d["reason"] == "an item has no list price"
+        assert d["reason"] == "unknown item id(s): B"
+
+
+def test_missing_list_price_is_not_offered(candidates: pa.Table) -> None:
+    items = build_items()
+    prices = [None if i == "B" else p for i, p in zip(
+        items.column("item_id").to_pylist(), items.column("list_price_minor").to_pylist(),
+        strict=True,
+    )]  # fmt: skip
+    items = items.set_column(
+        items.column_names.index("list_price_minor"),
+        "list_price_minor",
+        pa.array(prices, pa.int64()),
+    )
+    result = price_offers(candidates, items, PricingConfig())
+    with_b = [d for d in result.not_offered.to_pylist() if "B" in d["item_ids"]]
+    assert with_b
+    assert all(d["reason"] == "an item has no list price" for d in with_b)
 
 
 def test_stricter_guardrails_raise_prices(candidates: pa.Table) -> None:
