@@ -397,6 +397,7 @@ def export(
             train_result=last_train_result(workspace),
             not_offered=workspace.table("not_offered"),
             config=config,
+            sources=workspace.table("ingests").drop_columns(["report_json"]).to_pylist(),
         ),
         encoding="utf-8",
     )
