@@ -648,3 +648,25 @@ def test_cli_refuses_ambiguous_input(tmp_path: Path, row: str, problem: str) -> 
     assert problem in output
     assert "Traceback" not in output
     assert not (workspace / "bundlewise.duckdb").exists()
+
+
+def test_cli_says_how_many_orders_a_newer_export_replaced(tmp_path: Path) -> None:
+    config = tmp_path / "store.toml"
+    config.write_text(
+        "[columns]\n" + "".join(f'{k} = "{v}"\n' for k, v in COLUMNS.items()), encoding="utf-8"
+    )
+    first = _write(tmp_path / "jan.csv", HEADER, "1,A,Mug,1,2024-01-05 10:00:00,2.50,c1")
+    newer = _write(
+        tmp_path / "feb.csv",
+        HEADER,
+        "1,A,Mug,2,2024-01-05 10:00:00,2.50,c1",
+        "2,P,Plate,1,2024-02-05 10:00:00,4.00,c2",
+    )
+    args = ["--config", str(config), "--workspace", str(tmp_path / "ws")]
+    assert CliRunner().invoke(app, ["ingest", str(first), *args]).exit_code == 0
+    result = CliRunner().invoke(app, ["ingest", str(newer), *args])
+    assert result.exit_code == 0, result.output
+    assert (
+        "Replaced 1 orders (1 lines) stored from earlier files with their versions in this file."
+        in result.output
+    )

@@ -270,7 +270,9 @@ def _offers_json(table: pa.Table) -> list[dict[str, Any]]:
 
 @app.command()
 def ingest(
-    orders: Annotated[Path, typer.Argument(help="Orders file (CSV, TSV or Parquet).")],
+    orders: Annotated[
+        Path, typer.Argument(help="Orders file (CSV, TSV, .csv.gz, Parquet or .xlsx).")
+    ],
     catalog: Annotated[
         Path | None,
         typer.Option(help="Product catalog (item_id, title, list_price, unit_cost, ...)."),
@@ -318,6 +320,8 @@ def ingest(
         f"{result.n_events:,} events, "
         f"in {elapsed:.1f} s. Workspace: {workspace} (cleaning report: {report_path})"
     )
+    for note in result.notes():  # replaced orders, catalog columns read by alias or unused
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
