@@ -69,13 +69,19 @@ def main() -> None:
         load_source(files["parquet"])  # imports and first connection outside the timings
         for name, path in files.items():
 
+            def load(path: Path = path) -> None:
+                load_source(path)
+
+            def read(path: Path = path) -> None:
+                read_orders(path)
+
             def ingest(path: Path = path) -> None:
                 with tempfile.TemporaryDirectory() as ws:
                     Workspace(ws).ingest(path)
 
             results[name] = {
-                "load": _times(lambda path=path: load_source(path), args.repeat),
-                "read": _times(lambda path=path: read_orders(path), args.repeat),
+                "load": _times(load, args.repeat),
+                "read": _times(read, args.repeat),
                 "ingest": _times(ingest, max(1, args.repeat // 2)),
             }
             size = path.stat().st_size / 1e6
