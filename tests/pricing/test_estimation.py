@@ -165,19 +165,44 @@ def test_shrink_without_a_usable_standard_error_returns_the_prior(se: float) -> 
     prior=st.floats(0.0, 20.0),
     prior_sd=st.floats(1e-2, 1e2),
 )
-def test_shrink_posterior_between_and_tighter(
+def test_shrink_posterior_is_positive_tighter_and_the_usual_one_far_from_zero(
     estimate: float, se: float, prior: float, prior_sd: float
 ) -> None:
     post, post_sd = shrink(estimate, se, prior, prior_sd)
-    tol = 1e-9 * (1.0 + abs(estimate) + abs(prior))
-    assert min(estimate, prior) - tol <= post <= max(estimate, prior) + tol
-    assert post_sd <= min(se, prior_sd) * (1 + 1e-12)
-    assert post_sd == pytest.approx(1.0 / math.sqrt(se**-2 + prior_sd**-2), rel=1e-9)
-    # the more precise side pulls harder
-    if se < prior_sd:
-        assert abs(post - estimate) <= abs(post - prior) + tol
-    elif se > prior_sd:
-        assert abs(post - prior) <= abs(post - estimate) + tol
+    w_data, w_prior = se**-2, prior_sd**-2
+    m = (w_data * estimate + w_prior * prior) / (w_data + w_prior)
+    s = 1.0 / math.sqrt(w_data + w_prior)
+    assert post > 0 or m / s < -30  # positive (up to underflow far in the tail)
+    assert post >= m - 1e-9 * (1 + abs(m))  # truncation at zero only pulls the mean up
+    assert post_sd <= s * (1 + 1e-9)
+    if m / s > 8:  # far from the constraint: the precision-weighted normal posterior
+        assert post == pytest.approx(m, rel=1e-9, abs=1e-12)
+        assert post_sd == pytest.approx(s, rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    estimate=st.floats(-1.0, 1.0),
+    step=st.floats(1e-6, 0.5),
+    se=st.floats(0.05, 20.0),
+    prior=st.floats(0.5, 20.0),
+    prior_sd=st.floats(0.1, 10.0),
+)
+def test_shrink_is_continuous_and_increasing_across_zero(
+    estimate: float, step: float, se: float, prior: float, prior_sd: float
+) -> None:
+    """No jump to the prior at estimate = 0 (or at ``estimate - 2 se = 0``): the posterior mean
+    moves by at most the data's weight times the change in the estimate, never down."""
+    low, _ = shrink(estimate - step, se, prior, prior_sd)
+    high, _ = shrink(estimate + step, se, prior, prior_sd)
+    weight = se**-2 / (se**-2 + prior_sd**-2)
+    assert 0.0 <= high - low <= 2.0 * step * weight * (1 + 1e-6) + 1e-12
+
+
+def test_a_wrong_sign_estimate_pulls_toward_zero_not_to_the_prior() -> None:
+    post, _ = shrink(-5.0, 0.5, 8.0, 4.0)
+    assert 0 < post < 1.0
+    assert shrink(-5.0, 0.5, 8.0, 4.0)[0] < shrink(-4.0, 0.5, 8.0, 4.0)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,6 +217,8 @@ def build_order_lines(
     b_true: float | tuple[float, float, float],
     seed: int = 0,
     constant_prices: bool = False,
+    n_weeks: int = N_WEEKS,
+    holdout: int = HOLDOUT,
 ) -> pa.Table:
     """Order lines from a known model.
 
@@ -203,10 +230,11 @@ def build_order_lines(
     reference, so the median training price the estimator uses as reference is exactly it.
     """
     rng = np.random.default_rng(seed)
-    n_train = N_WEEKS - HOLDOUT
-    train_levels = np.array([1.0] * 20 + [0.8, 0.9, 1.1, 1.2] * 3)
-    test_levels = np.array([0.8, 0.9, 1.0, 1.0, 1.0, 1.0, 1.1, 1.2])
-    assert train_levels.size == n_train and test_levels.size == HOLDOUT
+    n_train = n_weeks - holdout
+    k = max(1, (3 * n_train) // 32)  # 3 of every 8 training weeks off the reference price
+    train_levels = np.array([1.0] * (n_train - 4 * k) + [0.8, 0.9, 1.1, 1.2] * k)
+    test_levels = np.resize(np.array([1.0, 0.9, 1.1, 0.8, 1.2, 1.0, 1.0, 1.0]), holdout)
+    assert train_levels.size == n_train and test_levels.size == holdout
     ref = rng.integers(200, 2000, N_ITEMS)
     levels = np.array(
         [
@@ -230,7 +258,7 @@ def build_order_lines(
     item_id: list[str] = []
     qty: list[int] = []
     unit_price: list[int] = []
-    for w in range(N_WEEKS):
+    for w in range(n_weeks):
         active = np.flatnonzero(rng.random(N_CUSTOMERS) < 0.5)
         b = b_cust[active][:, None]
         buys = rng.random((active.size, N_ITEMS)) < expit(alpha[None, :] + b - b * rel[None, :, w])
@@ -460,3 +488,16 @@ def test_week_split_by_the_cutoff_counts_trials_consistently() -> None:
     # 3 segments x 3 items; active customers per segment: week 9: 2, week 10: 2, week 11: 1.
     # Either the split week counts whole (45 trials) or it is left out (27).
     assert cal["n_trials"] in (3 * 3 * (2 + 2 + 1), 3 * 3 * (2 + 1))
+
+
+def test_a_13_week_history_is_estimated() -> None:
+    """A short history (13 weeks) holds out a quarter of it and is still fitted from data."""
+    lines = build_order_lines(3.0, seed=2, n_weeks=13, holdout=3)
+    fit = estimate_price_response(lines, prior=8.0, prior_sd=4.0)
+    for s in fit.segments:
+        assert s.source.startswith("data"), s
+        assert s.estimate is not None and s.std_error is not None
+        assert abs(s.posterior - 3.0) < 2.0, s
+    cutoff = dt.datetime.fromisoformat(fit.cutoff)
+    assert T0 + dt.timedelta(weeks=9) <= cutoff <= T0 + dt.timedelta(weeks=11)
+    assert fit.calibration  # the held-out weeks are scored

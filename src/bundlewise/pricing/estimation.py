@@ -13,10 +13,14 @@ the same logit in relative price that prices the offers (:mod:`bundlewise.pricin
 with an appeal :math:`\\alpha_{is}` per item and one sensitivity :math:`b_s` per segment.
 Fitted by maximum likelihood (block Newton: all :math:`\\alpha` given :math:`b`, then :math:`b`);
 the standard error of :math:`b_s` comes from the profile information with the :math:`\\alpha`
-profiled out. Each :math:`b_s` is then shrunk toward the configured prior
-:math:`N(b_0, \\tau^2)` (precision weighting); a segment with too few items whose price varied,
-or whose estimate is not credibly positive (``estimate - 2 se <= 0``: a price response of the
-wrong sign is confounding, such as quantity-tier prices, not demand), keeps the prior.
+profiled out. Each :math:`b_s` is then combined with the configured prior
+:math:`N(b_0, \\tau^2)` restricted to :math:`b > 0` (a demand curve does not slope up): the
+posterior is the normal precision-weighted one truncated at zero, and pricing uses its mean
+(:func:`shrink`). That mean is smooth in the estimate, so an estimate near or below zero (a wrong
+sign is confounding, such as quantity-tier prices, not demand) pulls the sensitivity down by as
+much as its standard error allows, never jumps to the prior; an estimate that is not credibly
+positive (``estimate - 2 se <= 0``) is labelled so. Only a segment with too few items whose price
+varied keeps the prior itself.
 
 Segments are tiers of the customer's median order value in the training weeks (small, medium,
 large buyers); no protected attribute is used. A week's price of an item is the median unit
@@ -38,12 +42,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from scipy.special import expit
+from scipy.special import expit, log_ndtr
 
 from bundlewise.data import _sql
 
 FloatArray = npt.NDArray[np.float64]
 SEGMENTS: tuple[str, ...] = ("small", "medium", "large")
+
+
+def _norm_logpdf(z: float) -> float:
+    return -0.5 * z * z - 0.5 * math.log(2.0 * math.pi)
+
+
+def _norm_logcdf(z: float) -> float:
+    return float(log_ndtr(z))
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,9 @@ class ResponseFit:
         }
 
 
-def _panel(order_lines: pa.Table, cutoff: datetime, end: datetime) -> dict[str, Any]:
+def _panel(
+    order_lines: pa.Table, cutoff: datetime, end: datetime, min_item_weeks: int = 8
+) -> dict[str, Any]:
     con = _sql.connect()
     try:
         con.register("ol", order_lines)
@@ -135,9 +149,10 @@ def _panel(order_lines: pa.Table, cutoff: datetime, end: datetime) -> dict[str, 
                 SELECT item_id, week, median(unit_price_minor) AS price FROM lines GROUP BY 1, 2
             )
             SELECT w.item_id, w.week, w.price / r.ref AS rel
-            FROM wk w JOIN ref r USING (item_id) WHERE r.n_weeks >= 8
+            FROM wk w JOIN ref r USING (item_id) WHERE r.n_weeks >= $min_weeks
             ORDER BY w.item_id, w.week
-            """
+            """,
+            params={"min_weeks": min_item_weeks},
         ).fetchall()
         active = con.sql(
             """
@@ -274,27 +289,42 @@ def fit_binomial_logit(
 
 
 def shrink(estimate: float, std_error: float, prior: float, prior_sd: float) -> tuple[float, float]:
-    """Precision-weighted posterior of a normal estimate and a normal prior.
+    """Posterior mean and sd of a sensitivity :math:`b > 0` from a normal estimate and a normal
+    prior: the precision-weighted normal :math:`N(m, s^2)` truncated to :math:`b > 0`.
+
+    With :math:`z = m / s` and :math:`\\lambda = \\varphi(z) / \\Phi(z)` the mean is
+    :math:`m + s \\lambda` and the variance :math:`s^2 (1 - \\lambda (\\lambda + z))`. Why this and
+    not a switch to the prior for a doubtful estimate: the mean is a smooth, increasing function
+    of the estimate (no jump at any threshold, so a small change in the data moves the prices a
+    little), always positive, and equal to the usual precision weighting when the estimate is
+    far from zero; a wrong-sign estimate with a small standard error pulls the sensitivity
+    toward zero, which is what the data say within the constraint.
 
     Examples
     --------
     >>> [round(x, 4) for x in shrink(4.0, 1.0, 8.0, 1.0)]
     [6.0, 0.7071]
+    >>> 0 < shrink(-3.0, 1.0, 8.0, 4.0)[0] < 1.0
+    True
     """
     if not math.isfinite(std_error) or std_error <= 0:
         return prior, prior_sd
     w_data, w_prior = 1.0 / std_error**2, 1.0 / prior_sd**2
-    return (
-        (w_data * estimate + w_prior * prior) / (w_data + w_prior),
-        1.0 / math.sqrt(w_data + w_prior),
-    )
+    m = (w_data * estimate + w_prior * prior) / (w_data + w_prior)
+    s = 1.0 / math.sqrt(w_data + w_prior)
+    z = m / s
+    # lambda = phi(z) / Phi(z), computed in logs so it stays finite far in the left tail.
+    lam = math.exp(float(_norm_logpdf(z) - _norm_logcdf(z)))
+    mean = m + s * lam
+    var = s * s * max(1.0 - lam * (lam + z), 0.0)
+    return max(mean, 0.0), math.sqrt(var)
 
 
 def estimate_price_response(
     order_lines: pa.Table,
     prior: float = 8.0,
     prior_sd: float = 4.0,
-    holdout_weeks: int = 8,
+    holdout_weeks: int | None = None,
     min_items: int = 20,
     floor: float = 0.5,
 ) -> ResponseFit:
@@ -307,7 +337,9 @@ def estimate_price_response(
     prior, prior_sd
         The prior :math:`N(b_0, \\tau^2)` every segment is shrunk toward.
     holdout_weeks
-        Weeks at the end held out for calibration (0: no calibration).
+        Weeks at the end held out for calibration (0: no calibration). By default a quarter of
+        the history, at most 8 weeks (a 13-week history holds out 3 and fits on 10). Items enter
+        the fit when they sold in at least half the training weeks, at most 8 (at least 3).
     min_items
         Segments with fewer items whose price varied keep the prior.
     floor
@@ -321,11 +353,16 @@ def estimate_price_response(
     ts = order_lines.column("ts")
     if order_lines.num_rows == 0 or ts.null_count == order_lines.num_rows:
         raise ValueError("order_lines has no dated rows to estimate a price response from.")
-    end = max(v for v in ts.to_pylist() if v is not None) + timedelta(seconds=1)
+    dated = [v for v in ts.to_pylist() if v is not None]
+    end = max(dated) + timedelta(seconds=1)
+    n_weeks = max(1, math.ceil((end - min(dated)) / timedelta(weeks=1)))
+    if holdout_weeks is None:
+        holdout_weeks = min(8, n_weeks // 4)
+    min_item_weeks = min(8, max(3, (n_weeks - holdout_weeks) // 2))
     cutoff = end - timedelta(weeks=holdout_weeks) if holdout_weeks > 0 else end
     if holdout_weeks > 0:  # start of that week (Monday), so no week straddles the cutoff
         cutoff = datetime(cutoff.year, cutoff.month, cutoff.day) - timedelta(days=cutoff.weekday())
-    panel = _panel(order_lines, cutoff, end)
+    panel = _panel(order_lines, cutoff, end, min_item_weeks)
     first_test = panel["first_test_week"]
     segments = []
     calibration_parts: list[tuple[FloatArray, FloatArray, FloatArray]] = []
@@ -349,12 +386,11 @@ def estimate_price_response(
             cells["item"][train], cells["rel"][train], cells["n"][train], cells["k"][train],
             n_items,
         )  # fmt: skip
+        post, post_sd = shrink(b, se, prior, prior_sd)
         if b - 2.0 * se > 0:
-            post, post_sd = shrink(b, se, prior, prior_sd)
             source = "data (shrunk toward the prior)"
-        else:  # a price response that is not credibly positive is confounding, not demand
-            post, post_sd = prior, prior_sd
-            source = "prior (the estimate is not credibly positive)"
+        else:  # smooth in the estimate, but say the data alone do not show a price response
+            source = "data and prior (the estimate is not credibly positive)"
         segments.append(
             SegmentSensitivity(
                 seg, counts[seg], varied, int(train.sum()), b, se, max(post, floor), post_sd,
