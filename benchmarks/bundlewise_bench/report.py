@@ -14,6 +14,7 @@ import numpy as np
 
 import bundlewise.evaluation.report  # noqa: F401  (the product's matplotlib setup: backend, fonts)
 from bundlewise import __version__
+from bundlewise.evaluation.fonts import fonts_for, plain_label
 from bundlewise_bench.simulator import A_BOUND, B_BOUND, OURS
 
 matplotlib.use("Agg")
@@ -49,14 +50,17 @@ def build_simulation_report(result: dict[str, Any]) -> str:
         ax.legend(fontsize=7)
         plots["noise"] = _png(fig)
     samples = result["scenarios"][0].get("price_samples", {})
-    fig, ax = plt.subplots(figsize=(7.2, 3.6))
     names = list(samples)
-    if names:
-        ax.boxplot([samples[n] or [np.nan] for n in names], orientation="horizontal", whis=(5, 95))
-        ax.set_yticks(range(1, len(names) + 1), [n[:48] for n in names], fontsize=7)
-    ax.set_xlabel("bundlewise price / list total (one seed, default scenario)")
-    ax.set_title("Personalized price distribution per bundle")
-    plots["prices"] = _png(fig)
+    with fonts_for(names):  # bundle names are product titles, in any script
+        fig, ax = plt.subplots(figsize=(7.2, 3.6))
+        if names:
+            ax.boxplot(
+                [samples[n] or [np.nan] for n in names], orientation="horizontal", whis=(5, 95)
+            )
+            ax.set_yticks(range(1, len(names) + 1), [plain_label(n, 48) for n in names], fontsize=7)
+        ax.set_xlabel("bundlewise price / list total (one seed, default scenario)")
+        ax.set_title("Personalized price distribution per bundle")
+        plots["prices"] = _png(fig)
     template = resources.files("bundlewise_bench") / "templates" / "simulation.html.j2"
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(template.read_text(encoding="utf-8")).render(

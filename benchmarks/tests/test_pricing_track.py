@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bundlewise.cli.main import app
+from bundlewise.evaluation.fonts import font_covering, missing_characters
 from bundlewise_bench.market import MarketBundle, Scenario
 from bundlewise_bench.policies import default_policies
 from bundlewise_bench.pricing_track import _checks, _noise_curve, format_pricing
@@ -94,7 +96,11 @@ def test_report_and_table_of_a_small_grid(small_grid: dict[str, Any]) -> None:
     table = format_pricing(result)
     assert "noise 0.0" in table and OURS in table
     assert "flat demand (priced at the list)" in table
-    html = build_simulation_report(result)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        html = build_simulation_report(result)
+    if font_covering(missing_characters(["杯垫"])) is not None:  # a CJK font is installed
+        assert not [w for w in record if "Glyph" in str(w.message)]
     assert html.count("data:image/png;base64,") == 2  # noise curve + price distribution
     assert "杯垫" in html
     for label in LABELS:
