@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -123,3 +124,30 @@ def test_workers_share_one_rate_limit(served: Served) -> None:
         # A per-process bucket would let up to 12 through; one shared bucket lets 6.
         assert statuses.count(200) == 6, statuses
         assert statuses.count(429) == 6, statuses
+
+
+def test_changed_guardrails_are_refused_in_one_line_unless_reprice(
+    served: Served, tmp_path: Path
+) -> None:
+    config = tmp_path / "store.toml"
+    config.write_text("[pricing]\nmax_discount = 0.2\n", encoding="utf-8")
+    cmd = [
+        sys.executable, "-m", "bundlewise", "serve", "--workspace", str(served.workspace),
+        "--keys-file", str(served.keys_file), "--feedback-url", served.feedback_url,
+        "--port", str(free_port()), "--config", str(config),
+    ]  # fmt: skip
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert "max_discount" in refused.stderr and "--reprice" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    with running_server(
+        served.workspace,
+        served.feedback_url,
+        served.keys_file,
+        ["--config", str(config), "--reprice"],
+    ) as server:
+        offers = httpx.get(
+            server.url + "/v1/customers/x/offers", headers={"X-API-Key": served.read_key}
+        ).json()["offers"]
+        assert offers and all(o["discount_pct"] <= 0.2 + 1e-9 for o in offers)

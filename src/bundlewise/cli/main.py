@@ -699,9 +699,17 @@ def serve(
         float | None,
         typer.Option(help="Seconds a feedback write may take before a 503 [default: 2]."),
     ] = None,
+    reprice: Annotated[
+        bool,
+        typer.Option(
+            "--reprice",
+            help="Price with --config's guardrails even when they differ from the trained "
+            "model's (otherwise such a config is refused).",
+        ),
+    ] = False,
     config_file: Annotated[
         Path | None,
-        typer.Option("--config", help="TOML config the server prices with [default: built-in]."),
+        typer.Option("--config", help="TOML config [default: the one the model was trained with]."),
     ] = None,
 ) -> None:
     """Serve offers, quotes, feedback and the dashboard (/dashboard) over HTTP.
@@ -734,6 +742,7 @@ def serve(
         "timeout_keep_alive_seconds": keep_alive_timeout,
         "feedback_timeout_seconds": feedback_timeout,
         "config_file": config_file,
+        "reprice": reprice or None,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     with tempfile.TemporaryDirectory(prefix="bundlewise-serve-") as scratch, _errors():

@@ -61,7 +61,7 @@ def create_app(
     settings
         Where the workspace, store and keys are, and the server's limits.
     config
-        The config to price with; default: ``settings.config_file``, else the defaults.
+        The config to price with; default: ``settings.config_file``, else the trained one.
     state
         Already opened serving state (the CLI opens it first, to report a bad workspace in one
         line); by default the app's lifespan opens it at startup.

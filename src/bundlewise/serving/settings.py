@@ -36,7 +36,13 @@ class ServeSettings(BaseSettings):
     )
     config_file: Path | None = Field(
         default=None,
-        description="TOML config the server prices with (default: the defaults).",
+        description="TOML config the server prices with (default: the config the model was "
+        "trained with).",
+    )
+    reprice: bool = Field(
+        default=False,
+        description="Price with the config's guardrails even when they differ from the trained "
+        "model's (otherwise such a config is refused at start).",
     )
     feedback_url: str | None = Field(
         default=None,

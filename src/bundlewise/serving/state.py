@@ -85,7 +85,7 @@ def load_model(settings: ServeSettings, config: Config | None) -> Model:
     BundlewiseError
         When the workspace, the model or the config is missing or invalid.
     """
-    snapshot = load_snapshot(settings.workspace, config)
+    snapshot = load_snapshot(settings.workspace, config, reprice=settings.reprice)
     return Model(snapshot, load_offer_ids(settings.workspace, snapshot.model_version))
 
 
