@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,7 +37,44 @@ from bundlewise.pricing.pricer import ANONYMOUS
 logger = logging.getLogger(__name__)
 
 
-Progress = Callable[[str], None]
+#: ``progress(step)`` starts a step; ``progress(step, done, total)`` reports items done inside
+#: it. A callable taking only the step is accepted too (see :func:`_two_level`).
+Progress = Callable[..., None]
+
+
+class _StepProgress(Protocol):
+    def __call__(self, step: str, done: int | None = None, total: int | None = None) -> None: ...
+
+
+def _two_level(progress: Callable[..., None]) -> _StepProgress:
+    """``progress`` as a ``(step, done, total)`` callback; a one-argument callable only hears
+    step starts."""
+    try:
+        inspect.signature(progress).bind("step", 0, 0)
+    except TypeError:
+
+        def steps_only(step: str, done: int | None = None, total: int | None = None) -> None:
+            if done is None:
+                progress(step)
+
+        return steps_only
+    except ValueError:  # no signature (a builtin): assume the full form
+        pass
+
+    def full(step: str, done: int | None = None, total: int | None = None) -> None:
+        if done is None:
+            progress(step)
+        else:
+            progress(step, done, total)
+
+    return full
+
+
+def _titles_are_ids(items: pa.Table) -> bool:
+    """Whether no item has a title other than its id (text similarity would say nothing)."""
+    ids = items.column("item_id").to_pylist()
+    titles = items.column("title").to_pylist() if "title" in items.column_names else ids
+    return all(t is None or t == i for i, t in zip(ids, titles, strict=True))
 
 
 def bundled_dataset_path() -> Path:
@@ -60,6 +98,8 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     n_cold_start_items: int = 0
     price_response: dict[str, Any] = field(default_factory=dict)
+    #: Why the title-similarity step was skipped ("" when it ran).
+    text_similarity_skipped: str = ""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -105,6 +145,7 @@ def train(
         If nothing has been ingested.
     """
     config = config or Config()
+    report = _two_level(progress)
     timings: dict[str, float] = {}
     lines = workspace.table("order_lines")
     if lines.num_rows == 0:
@@ -114,14 +155,14 @@ def train(
     items = workspace.table("items")
     version = _model_version(workspace, config)
 
-    progress("mine")
+    report("mine")
     start = time.perf_counter()
     miner = PairMiner.from_config(config.mining).fit(lines)
     timings["mine"] = time.perf_counter() - start
 
     response = None
     if config.pricing.sensitivity_source == "estimated":
-        progress("price response")
+        report("price response")
         start = time.perf_counter()
         response = estimate_price_response(
             lines,
@@ -130,7 +171,9 @@ def train(
         )
         timings["price response"] = time.perf_counter() - start
 
-    progress("personalize")
+    report("personalize")
+    n_to_personalize = len(pc.unique(lines.column("customer_id").drop_null())) + 1
+    report("personalize", 0, n_to_personalize)
     start = time.perf_counter()
     # Ranking by expected profit picks the best of twice as many candidates per customer.
     by_profit = config.pricing.rank_by == "expected_profit"
@@ -148,8 +191,9 @@ def train(
             lines, miner.pairs_, miner.partners_, composer, customer_ids=[ANONYMOUS]
         )
     timings["personalize"] = time.perf_counter() - start
+    report("personalize", n_to_personalize, n_to_personalize)
 
-    progress("price")
+    report("price")
     start = time.perf_counter()
     priced = price_offers(
         candidates,
@@ -165,7 +209,7 @@ def train(
     if cold is not None:
         timings["cold start"] = cold[1]
 
-    progress("store")
+    report("store")
     start = time.perf_counter()
     if cold is not None:
         workspace.replace_table("cold_start_partners", cold[0])
@@ -177,7 +221,17 @@ def train(
         workspace.replace_table("price_response", response_table(response))
     priced.pricer.save(workspace)
     started = time.perf_counter()
-    similarity = pair_text_similarity(priced.offers, items)
+    skipped = ""
+    if _titles_are_ids(items):
+        skipped = "the item titles are only item ids"
+        report(f"text similarity skipped: {skipped}")
+        similarity = None
+    else:
+        report("text similarity")
+        n_pairs_offered = priced.offers.num_rows
+        report("text similarity", 0, n_pairs_offered)
+        similarity = pair_text_similarity(priced.offers, items)
+        report("text similarity", n_pairs_offered, n_pairs_offered)
     if similarity is not None:
         workspace.replace_table("pair_text_similarity", similarity)
         timings["text similarity"] = time.perf_counter() - started
@@ -200,6 +254,7 @@ def train(
         timings=timings,
         n_cold_start_items=len(pc.unique(cold[0].column("item_id"))) if cold is not None else 0,
         price_response=response.to_dict() if response is not None else {},
+        text_similarity_skipped=skipped,
     )
     # Storing includes building the explanations; the text similarity is timed on its own.
     timings["store"] = time.perf_counter() - start - timings.get("text similarity", 0.0)
