@@ -93,7 +93,14 @@ def test_no_offer_breaks_a_guardrail(demo_out: Path) -> None:
             )
             == []
         ), row
-        assert row["binding_rule"] in ("optimum", "list_total_cap", "max_discount", "margin_floor")
+        # The default config has a fairness band, no discount budget and individual prices.
+        assert row["binding_rule"] in (
+            "optimum",
+            "list_total_cap",
+            "max_discount",
+            "margin_floor",
+            "fairness_band",
+        )
 
 
 def test_offers_command_shows_a_customer(demo_out: Path) -> None:
