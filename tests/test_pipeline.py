@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from bundlewise.data import Workspace
-from bundlewise.pipeline import cold_start_bundles, last_train_result, train
+from bundlewise.pipeline import cold_start_bundles, ingest, last_train_result, train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -40,3 +42,31 @@ def test_unsold_catalog_item_borrows_partners_of_its_text_neighbour(tmp_path: Pa
     assert partners[0]["partner_id"] == "CAKE"
     assert partners[0]["via_item_id"] == "TEA1"
     assert cold_start_bundles(workspace, "TEA1").num_rows == 0  # sold items are not cold
+
+
+class _StubEncoder:
+    """Deterministic unit vectors from the title's length (no model loaded)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:  # type: ignore[type-arg]
+        self.calls += 1
+        angle = np.array([len(t) for t in texts], dtype=np.float64)
+        return np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32)
+
+
+def test_train_uses_an_injected_encoder(tmp_path: Path) -> None:
+    from bundlewise.pipeline import bundled_dataset_path
+
+    table = pq.read_table(bundled_dataset_path()).slice(0, 20_000)
+    path = tmp_path / "slice.parquet"
+    pq.write_table(table, path)
+    workspace = Workspace(tmp_path / "ws")
+    ingest(workspace, path)
+    encoder = _StubEncoder()
+    train(workspace, encoder=encoder)
+    assert encoder.calls >= 1
+    similarity = workspace.table("pair_text_similarity")
+    assert similarity.num_rows > 0
+    assert all(-1.0001 <= s <= 1.0001 for s in similarity.column("similarity").to_pylist())

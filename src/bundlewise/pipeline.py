@@ -25,7 +25,7 @@ from bundlewise._version import __version__
 from bundlewise.composer import compose_candidates, price_offers
 from bundlewise.composer.beam import compose_beam_candidates
 from bundlewise.composer.cold_start import cold_start_partners
-from bundlewise.composer.explain import offers_by_customer, pair_text_similarity
+from bundlewise.composer.explain import Encoder, offers_by_customer, pair_text_similarity
 from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
@@ -132,9 +132,15 @@ def ingest(
 
 
 def train(
-    workspace: Workspace, config: Config | None = None, progress: Progress = _noop
+    workspace: Workspace,
+    config: Config | None = None,
+    progress: Progress = _noop,
+    encoder: Encoder | None = None,
 ) -> TrainResult:
     """Mine pairs, compose candidate bundles per customer, price them, store the offers.
+
+    ``encoder`` encodes item titles for the text-similarity and cold-start steps (default: the
+    packaged ``TextEncoder``; tests pass a stub).
 
     Writes the workspace tables ``pair_stats``, ``partners``, ``offers`` (one row per offer)
     and ``not_offered`` (candidates no price could satisfy, with the reason).
@@ -205,7 +211,7 @@ def train(
     )
     timings["price"] = time.perf_counter() - start
 
-    cold = _cold_start(lines, items, miner)
+    cold = _cold_start(lines, items, miner, encoder)
     if cold is not None:
         timings["cold start"] = cold[1]
 
@@ -230,7 +236,7 @@ def train(
         report("text similarity")
         n_pairs_offered = priced.offers.num_rows
         report("text similarity", 0, n_pairs_offered)
-        similarity = pair_text_similarity(priced.offers, items)
+        similarity = pair_text_similarity(priced.offers, items, encoder)
         report("text similarity", n_pairs_offered, n_pairs_offered)
     if similarity is not None:
         workspace.replace_table("pair_text_similarity", similarity)
@@ -266,7 +272,7 @@ def train(
 
 
 def _cold_start(
-    lines: pa.Table, items: pa.Table, miner: PairMiner
+    lines: pa.Table, items: pa.Table, miner: PairMiner, encoder: Encoder | None = None
 ) -> tuple[pa.Table, float] | None:
     """Bundle partners from text for catalog items that never sold (None when there are none).
 
@@ -279,9 +285,10 @@ def _cold_start(
         return None
     start = time.perf_counter()
     try:
-        from bundlewise.models.text_encoder import TextEncoder
+        if encoder is None:
+            from bundlewise.models.text_encoder import TextEncoder
 
-        encoder = TextEncoder()
+            encoder = TextEncoder()
         sold_ids = sorted(sold & set(titles))
         table = cold_start_partners(
             new,

@@ -9,6 +9,7 @@ reloads) by reading it instead of recomputing it.
 from __future__ import annotations
 
 import logging
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -78,7 +79,15 @@ TEXT_SIMILARITY_SCHEMA = pa.schema(
 )
 
 
-def pair_text_similarity(offers: pa.Table, items: pa.Table) -> pa.Table | None:
+class Encoder(Protocol):
+    """What encodes titles: unit-norm vectors, one row per text (e.g. ``TextEncoder``)."""
+
+    def encode(self, texts: list[str]) -> Any: ...
+
+
+def pair_text_similarity(
+    offers: pa.Table, items: pa.Table, encoder: Encoder | None = None
+) -> pa.Table | None:
     """Cosine similarity of the titles of every item pair in the offers (pretrained sentence
     encoder, loaded offline); ``None`` without the ``text`` extra (logged)."""
     pairs: set[tuple[str, str]] = set()
@@ -88,13 +97,14 @@ def pair_text_similarity(offers: pa.Table, items: pa.Table) -> pa.Table | None:
                 pairs.add((a, b) if a < b else (b, a))
     if not pairs:
         return TEXT_SIMILARITY_SCHEMA.empty_table()
-    try:
-        from bundlewise.models.text_encoder import TextEncoder
+    if encoder is None:
+        try:
+            from bundlewise.models.text_encoder import TextEncoder
 
-        encoder = TextEncoder()
-    except ImportError as exc:
-        logger.warning("no text similarity in explanations: %s", exc)
-        return None
+            encoder = TextEncoder()
+        except ImportError as exc:
+            logger.warning("no text similarity in explanations: %s", exc)
+            return None
     titles = dict(
         zip(items.column("item_id").to_pylist(), items.column("title").to_pylist(), strict=True)
     )
@@ -132,4 +142,10 @@ def offers_by_customer(
         con.unregister("text_similarity_")
 
 
-__all__ = ["OFFERS_SQL", "TEXT_SIMILARITY_SCHEMA", "offers_by_customer", "pair_text_similarity"]
+__all__ = [
+    "OFFERS_SQL",
+    "Encoder",
+    "TEXT_SIMILARITY_SCHEMA",
+    "offers_by_customer",
+    "pair_text_similarity",
+]
