@@ -70,3 +70,34 @@ def test_train_uses_an_injected_encoder(tmp_path: Path) -> None:
     similarity = workspace.table("pair_text_similarity")
     assert similarity.num_rows > 0
     assert all(-1.0001 <= s <= 1.0001 for s in similarity.column("similarity").to_pylist())
+
+
+def test_train_runs_its_named_steps_and_reports_items_inside_them(tmp_path: Path) -> None:
+    from bundlewise.pipeline import TRAIN_STEPS, bundled_dataset_path
+
+    table = pq.read_table(bundled_dataset_path()).slice(0, 20_000)
+    path = tmp_path / "slice.parquet"
+    pq.write_table(table, path)
+    workspace = Workspace(tmp_path / "ws")
+    ingest(workspace, path)
+    heard: list[tuple[str, int | None, int | None]] = []
+
+    def progress(step: str, done: int | None = None, total: int | None = None) -> None:
+        heard.append((step, done, total))
+
+    result = train(workspace, progress=progress, encoder=_StubEncoder())
+    names = [s.name for s in TRAIN_STEPS]
+    started = [step for step, done, _ in heard if done is None]
+    # every step either ran (announced, in order, and timed) or was skipped with its reason
+    for name in names:
+        assert (name in started) != (name in result.skipped_steps)
+        assert (name in result.timings) == (name in started)
+    ran = [s for s in started if s in names]
+    assert ran == [n for n in names if n in ran]
+    assert result.skipped_steps == {"cold start": "every catalog item has sold"}
+    inside = [(done, total) for step, done, total in heard if step == "personalize" and done]
+    assert len(inside) > 10  # customer by customer, not only at the start and the end
+    assert inside[-1][0] == inside[-1][1]
+    assert all(a[0] <= b[0] for a, b in zip(inside, inside[1:], strict=False))
+    titles = [(d, t) for step, d, t in heard if step == "text similarity" and d is not None]
+    assert titles and titles[-1][0] == titles[-1][1]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,12 +26,13 @@ from bundlewise.composer import compose_candidates, price_offers
 from bundlewise.composer.beam import compose_beam_candidates
 from bundlewise.composer.cold_start import cold_start_partners
 from bundlewise.composer.explain import Encoder, offers_by_customer, pair_text_similarity
+from bundlewise.composer.offers import PricedOffers
 from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
 from bundlewise.mining import PairMiner
 from bundlewise.money import currency_exponent, from_minor_units
-from bundlewise.pricing.estimation import estimate_price_response, response_table
+from bundlewise.pricing.estimation import ResponseFit, estimate_price_response, response_table
 from bundlewise.pricing.pricer import ANONYMOUS
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class TrainResult:
     price_response: dict[str, Any] = field(default_factory=dict)
     #: Why the title-similarity step was skipped ("" when it ran).
     text_similarity_skipped: str = ""
+    #: Every step of :data:`TRAIN_STEPS` that did not apply, with the reason.
+    skipped_steps: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -131,56 +134,46 @@ def ingest(
     return workspace.ingest(orders_path, config or Config(), catalog_path, events_path)
 
 
-def train(
-    workspace: Workspace,
-    config: Config | None = None,
-    progress: Progress = _noop,
-    encoder: Encoder | None = None,
-) -> TrainResult:
-    """Mine pairs, compose candidate bundles per customer, price them, store the offers.
+@dataclass
+class _TrainRun:
+    """What the steps of one ``train`` share: inputs, then each step's output."""
 
-    ``encoder`` encodes item titles for the text-similarity and cold-start steps (default: the
-    packaged ``TextEncoder``; tests pass a stub).
+    workspace: Workspace
+    config: Config
+    report: _StepProgress
+    encoder: Encoder | None
+    lines: pa.Table
+    items: pa.Table
+    version: str
+    miner: PairMiner | None = None
+    response: ResponseFit | None = None
+    candidates: pa.Table | None = None
+    priced: PricedOffers | None = None
+    cold: pa.Table | None = None
+    similarity: pa.Table | None = None
+    #: Step name -> why it was skipped.
+    skipped: dict[str, str] = field(default_factory=dict)
 
-    Writes the workspace tables ``pair_stats``, ``partners``, ``offers`` (one row per offer)
-    and ``not_offered`` (candidates no price could satisfy, with the reason).
 
-    Raises
-    ------
-    WorkspaceError
-        If nothing has been ingested.
-    """
-    config = config or Config()
-    report = _two_level(progress)
-    timings: dict[str, float] = {}
-    lines = workspace.table("order_lines")
-    if lines.num_rows == 0:
-        raise WorkspaceError(
-            f"workspace {workspace.path} has no order lines: run `bundlewise ingest` first."
+def _step_mine(run: _TrainRun) -> None:
+    """Co-purchase pair statistics (DuckDB SQL)."""
+    run.miner = PairMiner.from_config(run.config.mining).fit(run.lines)
+
+
+def _step_price_response(run: _TrainRun) -> None:
+    """Segment price sensitivities from observed price variation (when configured)."""
+    if run.config.pricing.sensitivity_source == "estimated":
+        run.response = estimate_price_response(
+            run.lines,
+            prior=run.config.pricing.sensitivity_prior,
+            prior_sd=run.config.pricing.sensitivity_prior_sd,
         )
-    items = workspace.table("items")
-    version = _model_version(workspace, config)
 
-    report("mine")
-    start = time.perf_counter()
-    miner = PairMiner.from_config(config.mining).fit(lines)
-    timings["mine"] = time.perf_counter() - start
 
-    response = None
-    if config.pricing.sensitivity_source == "estimated":
-        report("price response")
-        start = time.perf_counter()
-        response = estimate_price_response(
-            lines,
-            prior=config.pricing.sensitivity_prior,
-            prior_sd=config.pricing.sensitivity_prior_sd,
-        )
-        timings["price response"] = time.perf_counter() - start
-
-    report("personalize")
-    n_to_personalize = len(pc.unique(lines.column("customer_id").drop_null())) + 1
-    report("personalize", 0, n_to_personalize)
-    start = time.perf_counter()
+def _step_personalize(run: _TrainRun) -> None:
+    """Candidate bundles per customer (beam search or the SQL heuristic) plus popular ones."""
+    assert run.miner is not None
+    config = run.config
     # Ranking by expected profit picks the best of twice as many candidates per customer.
     by_profit = config.pricing.rank_by == "expected_profit"
     composer = (
@@ -189,68 +182,165 @@ def train(
         else config.composer
     )
     if config.composer.method == "beam":
-        candidates = compose_beam_candidates(
-            lines, miner.pairs_, composer, customer_ids=[ANONYMOUS]
+        run.candidates = compose_beam_candidates(
+            run.lines,
+            run.miner.pairs_,
+            composer,
+            customer_ids=[ANONYMOUS],
+            on_progress=lambda done, total: run.report("personalize", done, total),
         )
     else:
-        candidates = compose_candidates(
-            lines, miner.pairs_, miner.partners_, composer, customer_ids=[ANONYMOUS]
+        n_customers = len(pc.unique(run.lines.column("customer_id").drop_null())) + 1
+        run.report("personalize", 0, n_customers)
+        run.candidates = compose_candidates(
+            run.lines, run.miner.pairs_, run.miner.partners_, composer, customer_ids=[ANONYMOUS]
         )
-    timings["personalize"] = time.perf_counter() - start
-    report("personalize", n_to_personalize, n_to_personalize)
+        run.report("personalize", n_customers, n_customers)
 
-    report("price")
-    start = time.perf_counter()
-    priced = price_offers(
-        candidates,
-        items,
-        config,
-        model_version=version,
-        response=response,
-        keep=config.composer.n_offers,
+
+def _step_price(run: _TrainRun) -> None:
+    """Every candidate priced by the one Pricer, which this step builds."""
+    assert run.candidates is not None
+    run.priced = price_offers(
+        run.candidates,
+        run.items,
+        run.config,
+        model_version=run.version,
+        response=run.response,
+        keep=run.config.composer.n_offers,
     )
-    timings["price"] = time.perf_counter() - start
 
-    cold = _cold_start(lines, items, miner, encoder)
-    if cold is not None:
-        timings["cold start"] = cold[1]
 
-    report("store")
-    start = time.perf_counter()
-    if cold is not None:
-        workspace.replace_table("cold_start_partners", cold[0])
-    workspace.replace_table("pair_stats", miner.pairs_)
-    workspace.replace_table("partners", miner.partners_)
-    workspace.replace_table("offers", priced.offers)
-    workspace.replace_table("not_offered", priced.not_offered)
-    if response is not None:
-        workspace.replace_table("price_response", response_table(response))
-    priced.pricer.save(workspace)
-    started = time.perf_counter()
-    skipped = ""
-    if _titles_are_ids(items):
-        skipped = "the item titles are only item ids"
-        report(f"text similarity skipped: {skipped}")
-        similarity = None
-    else:
-        report("text similarity")
-        n_pairs_offered = priced.offers.num_rows
-        report("text similarity", 0, n_pairs_offered)
-        similarity = pair_text_similarity(priced.offers, items, encoder)
-        report("text similarity", n_pairs_offered, n_pairs_offered)
-    if similarity is not None:
-        workspace.replace_table("pair_text_similarity", similarity)
-        timings["text similarity"] = time.perf_counter() - started
+def _step_cold_start(run: _TrainRun) -> None:
+    """Bundle partners from text for catalog items that never sold."""
+    assert run.miner is not None
+    cold = _cold_start(run.lines, run.items, run.miner, run.encoder)
+    run.cold = cold[0] if cold is not None else None
+
+
+def _step_text_similarity(run: _TrainRun) -> None:
+    """Title similarity of every offered pair (pretrained encoder, or the injected one)."""
+    assert run.priced is not None
+    run.similarity = pair_text_similarity(
+        run.priced.offers,
+        run.items,
+        run.encoder,
+        on_progress=lambda done, total: run.report("text similarity", done, total),
+    )
+
+
+def _step_store(run: _TrainRun) -> None:
+    """Tables, the Pricer and the served offers (with explanations) into the workspace."""
+    assert run.miner is not None and run.priced is not None
+    workspace = run.workspace
+    if run.cold is not None:
+        workspace.replace_table("cold_start_partners", run.cold)
+    workspace.replace_table("pair_stats", run.miner.pairs_)
+    workspace.replace_table("partners", run.miner.partners_)
+    workspace.replace_table("offers", run.priced.offers)
+    workspace.replace_table("not_offered", run.priced.not_offered)
+    if run.response is not None:
+        workspace.replace_table("price_response", response_table(run.response))
+    run.priced.pricer.save(workspace)
+    if run.similarity is not None:
+        workspace.replace_table("pair_text_similarity", run.similarity)
     with workspace.connect() as con:
-        served = offers_by_customer(con, similarity)
+        served = offers_by_customer(con, run.similarity)
     workspace.replace_table("served_offers", served)
+
+
+class TrainStep(NamedTuple):
+    """One named step of ``train``: ``run`` fills the shared state; ``skip`` says why the step
+    does not apply to this store ("" when it runs)."""
+
+    name: str
+    run: Callable[[_TrainRun], None]
+    skip: Callable[[_TrainRun], str] = lambda _: ""
+
+
+def _skip_price_response(run: _TrainRun) -> str:
+    source = run.config.pricing.sensitivity_source
+    return "" if source == "estimated" else f"pricing.sensitivity_source is {source!r}"
+
+
+def _skip_cold_start(run: _TrainRun) -> str:
+    sold = set(pc.unique(run.lines.column("item_id")).to_pylist())
+    unsold = any(i not in sold for i in run.items.column("item_id").to_pylist())
+    return "" if unsold else "every catalog item has sold"
+
+
+def _skip_text_similarity(run: _TrainRun) -> str:
+    return "the item titles are only item ids" if _titles_are_ids(run.items) else ""
+
+
+#: The steps of ``train``, in order.
+TRAIN_STEPS: tuple[TrainStep, ...] = (
+    TrainStep("mine", _step_mine),
+    TrainStep("price response", _step_price_response, _skip_price_response),
+    TrainStep("personalize", _step_personalize),
+    TrainStep("price", _step_price),
+    TrainStep("cold start", _step_cold_start, _skip_cold_start),
+    TrainStep("text similarity", _step_text_similarity, _skip_text_similarity),
+    TrainStep("store", _step_store),
+)
+
+
+def train(
+    workspace: Workspace,
+    config: Config | None = None,
+    progress: Progress = _noop,
+    encoder: Encoder | None = None,
+) -> TrainResult:
+    """Mine pairs, compose candidate bundles per customer, price them, store the offers.
+
+    Runs :data:`TRAIN_STEPS` in order, timing each. ``encoder`` encodes item titles for the
+    text-similarity and cold-start steps (default: the packaged ``TextEncoder``; tests pass a
+    stub).
+
+    Writes the workspace tables ``pair_stats``, ``partners``, ``offers`` (one row per offer),
+    ``not_offered`` (candidates no price could satisfy, with the reason), the Pricer's tables
+    and ``served_offers``.
+
+    Raises
+    ------
+    WorkspaceError
+        If nothing has been ingested.
+    """
+    config = config or Config()
+    lines = workspace.table("order_lines")
+    if lines.num_rows == 0:
+        raise WorkspaceError(
+            f"workspace {workspace.path} has no order lines: run `bundlewise ingest` first."
+        )
+    run = _TrainRun(
+        workspace=workspace,
+        config=config,
+        report=_two_level(progress),
+        encoder=encoder,
+        lines=lines,
+        items=workspace.table("items"),
+        version=_model_version(workspace, config),
+    )
+    timings: dict[str, float] = {}
+    for step in TRAIN_STEPS:
+        reason = step.skip(run)
+        if reason:
+            run.skipped[step.name] = reason
+            run.report(f"{step.name} skipped: {reason}")
+            continue
+        run.report(step.name)
+        start = time.perf_counter()
+        step.run(run)
+        timings[step.name] = time.perf_counter() - start
+    assert run.miner is not None and run.priced is not None
+    priced, cold = run.priced, run.cold
     real = pc.not_equal(priced.offers.column("customer_id"), ANONYMOUS)
     n_customers = len(pc.unique(priced.offers.filter(real).column("customer_id")))
     result = TrainResult(
-        model_version=version,
-        n_orders=miner.n_orders_,
-        n_orders_skipped=miner.n_orders_skipped_,
-        n_pairs=miner.pairs_.num_rows,
+        model_version=run.version,
+        n_orders=run.miner.n_orders_,
+        n_orders_skipped=run.miner.n_orders_skipped_,
+        n_pairs=run.miner.pairs_.num_rows,
         n_customers=n_customers,
         n_offers=int(pc.sum(real).as_py() or 0),
         n_not_offered=priced.not_offered.num_rows,
@@ -258,15 +348,14 @@ def train(
             pc.sum(priced.offers.filter(real).column("is_cost_assumed")).as_py() or 0
         ),
         timings=timings,
-        n_cold_start_items=len(pc.unique(cold[0].column("item_id"))) if cold is not None else 0,
-        price_response=response.to_dict() if response is not None else {},
-        text_similarity_skipped=skipped,
+        n_cold_start_items=len(pc.unique(cold.column("item_id"))) if cold is not None else 0,
+        price_response=run.response.to_dict() if run.response is not None else {},
+        text_similarity_skipped=run.skipped.get("text similarity", ""),
+        skipped_steps=dict(run.skipped),
     )
-    # Storing includes building the explanations; the text similarity is timed on its own.
-    timings["store"] = time.perf_counter() - start - timings.get("text similarity", 0.0)
     workspace.replace_table(
         "runs",
-        pa.table({"model_version": [version], "result_json": [json.dumps(result.to_dict())]}),
+        pa.table({"model_version": [run.version], "result_json": [json.dumps(result.to_dict())]}),
     )
     return result
 

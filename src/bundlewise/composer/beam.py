@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
 from bundlewise.config import ComposerConfig
+
+#: ``on_progress(done, total)``: items done inside a long step.
+ItemProgress = Callable[[int, int], None]
 
 
 def _complements(pairs: pa.Table, max_partners: int) -> dict[str, dict[str, tuple[float, int]]]:
@@ -67,6 +70,7 @@ def beam_search_bundles(
     beam_width: int = 30,
     max_bundle_size: int = 3,
     max_partners: int = 30,
+    on_progress: ItemProgress | None = None,
 ) -> pa.Table:
     """Top bundles per customer by beam search.
 
@@ -83,6 +87,8 @@ def beam_search_bundles(
         ``PairMiner.pairs_``.
     n_offers, n_anchors, beam_width, max_bundle_size, max_partners
         Search sizes; ``max_bundle_size`` is 2 or 3.
+    on_progress
+        Called as ``on_progress(customers_done, n_customers)`` about a hundred times.
 
     Returns
     -------
@@ -111,7 +117,11 @@ def beam_search_bundles(
         "customer_id", "offer_rank", "item_ids", "score", "source", "anchor_id",
         "anchor_n_orders", "min_pair_count", "min_pair_lift")}  # fmt: skip
 
+    n_customers = len(customer_ids)
+    every = max(1, n_customers // 100)
     for u, customer in enumerate(customer_ids):
+        if on_progress is not None and u % every == 0:
+            on_progress(u, n_customers)
         row = scores[u]
         top = float(row.max()) if row.size else 0.0
         if top <= 0:
@@ -158,6 +168,8 @@ def beam_search_bundles(
             rows["anchor_n_orders"].append(None)
             rows["min_pair_count"].append(n_min)
             rows["min_pair_lift"].append(lift_min)
+    if on_progress is not None:
+        on_progress(n_customers, n_customers)
     return pa.table(
         {
             "customer_id": pa.array(rows["customer_id"], pa.string()),
@@ -178,6 +190,7 @@ def compose_beam_candidates(
     pairs: pa.Table,
     config: ComposerConfig | None = None,
     customer_ids: list[str] | None = None,
+    on_progress: ItemProgress | None = None,
 ) -> pa.Table:
     """Candidate bundles for every customer: blended interest, beam search, popular top-up.
 
@@ -213,6 +226,7 @@ def compose_beam_candidates(
         n_anchors=config.n_anchors,
         beam_width=config.beam_width,
         max_bundle_size=config.max_bundle_size,
+        on_progress=on_progress,
     )
     return add_popular_fallback(personal, order_lines, pairs, config.n_offers, customer_ids)
 

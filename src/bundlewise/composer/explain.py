@@ -9,6 +9,7 @@ reloads) by reading it instead of recomputing it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import duckdb
@@ -86,10 +87,17 @@ class Encoder(Protocol):
 
 
 def pair_text_similarity(
-    offers: pa.Table, items: pa.Table, encoder: Encoder | None = None
+    offers: pa.Table,
+    items: pa.Table,
+    encoder: Encoder | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 512,
 ) -> pa.Table | None:
     """Cosine similarity of the titles of every item pair in the offers (pretrained sentence
-    encoder, loaded offline); ``None`` without the ``text`` extra (logged)."""
+    encoder, loaded offline); ``None`` without the ``text`` extra (logged).
+
+    Titles are encoded ``batch_size`` at a time; ``on_progress(titles_done, n_titles)`` is
+    called after each batch."""
     pairs: set[tuple[str, str]] = set()
     for ids in offers.column("item_ids").to_pylist():
         for j, a in enumerate(ids):
@@ -110,7 +118,13 @@ def pair_text_similarity(
     )
     ids = sorted({i for pair in pairs for i in pair})
     position = {i: k for k, i in enumerate(ids)}
-    vectors = encoder.encode([titles.get(i) or i for i in ids])
+    texts = [titles.get(i) or i for i in ids]
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        chunks.append(np.asarray(encoder.encode(texts[start : start + batch_size])))
+        if on_progress is not None:
+            on_progress(min(start + batch_size, len(texts)), len(texts))
+    vectors = np.concatenate(chunks, axis=0)
     ordered = sorted(pairs)
     a_idx = np.array([position[a] for a, _ in ordered])
     b_idx = np.array([position[b] for _, b in ordered])
