@@ -32,7 +32,7 @@ from bundlewise.data.readers import (
     raise_first_bad,
     register_source,
     run,
-    run_checks,
+    run_number_checks,
     text_sql,
 )
 from bundlewise.data.schemas import ITEMS
@@ -334,19 +334,7 @@ def load_catalog(path: str | Path, config: Config | None = None) -> Catalog:
                 )
             )
             exprs[canonical] = number
-        try:
-            run_checks(con, source.path, checks, params)
-        except DataValidationError as exc:
-            if exc.hint and not (isinstance(exc.value, str) and re.search(r"[.,' _]", exc.value)):
-                raise DataValidationError(
-                    exc.path,
-                    exc.problem,
-                    column=exc.column,
-                    row=exc.row,
-                    value=exc.value,
-                    n_more=exc.n_more,
-                ) from None
-            raise
+        run_number_checks(con, source.path, checks, params)
         for canonical in ("title", "category"):
             exprs[canonical] = (
                 text_sql(col[canonical]) if canonical in col else "CAST(NULL AS VARCHAR)"

@@ -1009,7 +1009,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
                 "quantity is not a whole number",
             )
         )
-        _run_number_checks(con, p, checks, params)
+        run_number_checks(con, p, checks, params)
 
         exprs["ts"] = timestamp_sql(
             con, p, fields["ts"], col["ts"], types[fields["ts"]], config.input, params
@@ -1057,7 +1057,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
     return out, adapter
 
 
-def _run_number_checks(
+def run_number_checks(
     con: duckdb.DuckDBPyConnection, path: str, checks: list[Check], params: Params
 ) -> None:
     """Like :func:`run_checks`, but a separator hint only where the bad value has a separator."""
