@@ -29,6 +29,7 @@ from bundlewise.composer.interest import (
 )
 from bundlewise.config import ComposerConfig, Config
 from bundlewise.data import Workspace
+from bundlewise.evaluation.backtest import hit_rate_rows
 from bundlewise.evaluation.next_basket import (
     TemporalSplit,
     cold_start_truth,
@@ -290,15 +291,8 @@ def format_retail(result: dict[str, Any]) -> str:
         f"Online Retail next-orders bundles: train < {result['cutoff'][:10]}, test "
         f"{result['test_weeks']} weeks, {result['n_customers']} customers "
         f"(mine + compose {result['seconds_mine_and_compose']:.1f} s)",
-        f"{'method':<46}{'HR@1':>8}{'HR@3':>8}{'HR@10':>8}{'P@10':>8}{'pairP':>8}{'pairR':>8}",
+        *hit_rate_rows(result["methods"], 46),
     ]
-    for m in result["methods"]:
-        hr = {int(k): v for k, v in m["hit_rate"].items()}
-        precision = {int(k): v for k, v in m["precision"].items()}
-        lines.append(
-            f"{m['method']:<46}{hr[1]:>8.4f}{hr[3]:>8.4f}{hr[10]:>8.4f}{precision[10]:>8.4f}"
-            f"{m['pair_precision']:>8.4f}{m['pair_recall']:>8.4f}"
-        )
     beam = result.get("beam_blend")
     if beam:
         lines.append(

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -439,6 +439,18 @@ def demo(
     )
 
 
+def _write_result(
+    out: Path, name: str, result: dict[str, Any], html: Callable[[dict[str, Any]], str]
+) -> tuple[Path, Path]:
+    """``<name>.json`` and ``<name>.html`` in ``out``; their paths are recorded in the result."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / f"{name}.json", out / f"{name}.html"
+    result["files"] = [str(json_path), str(html_path)]
+    json_path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    html_path.write_text(html(result), encoding="utf-8")
+    return json_path, html_path
+
+
 @app.command()
 def evaluate(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
@@ -505,11 +517,7 @@ def evaluate(
             result = backtest(lines, cfg, cutoff_date, test_weeks)
             result["source"] = str(orders) if orders is not None else str(workspace)
             progress("report")
-            out.mkdir(parents=True, exist_ok=True)
-            json_path, html_path = out / "evaluation.json", out / "evaluation.html"
-            result["files"] = [str(json_path), str(html_path)]
-            json_path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
-            html_path.write_text(build_evaluation_report(result), encoding="utf-8")
+            json_path, html_path = _write_result(out, "evaluation", result, build_evaluation_report)
     if json_output:
         typer.echo(json.dumps(result, default=str))
         return
@@ -592,11 +600,7 @@ def simulate(
                 config=cfg,
             )
             progress("report")
-            out.mkdir(parents=True, exist_ok=True)
-            json_path, html_path = out / "simulation.json", out / "simulation.html"
-            result["files"] = [str(json_path), str(html_path)]
-            json_path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
-            html_path.write_text(build_simulation_report(result), encoding="utf-8")
+            json_path, html_path = _write_result(out, "simulation", result, build_simulation_report)
     if json_output:
         typer.echo(json.dumps(result, default=str))
         return

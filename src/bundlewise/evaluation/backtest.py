@@ -117,21 +117,29 @@ def backtest(
     }
 
 
+def hit_rate_rows(methods: list[dict[str, Any]], width: int) -> list[str]:
+    """A header and one row per method: HR@1/3/10, P@10 and pair precision/recall."""
+    rows = [
+        f"{'method':<{width}}{'HR@1':>8}{'HR@3':>8}{'HR@10':>8}{'P@10':>8}{'pairP':>8}{'pairR':>8}"
+    ]
+    for m in methods:
+        hr = {int(k): v for k, v in m["hit_rate"].items()}
+        precision = {int(k): v for k, v in m["precision"].items()}
+        rows.append(
+            f"{m['method']:<{width}}{hr[1]:>8.4f}{hr[3]:>8.4f}{hr[10]:>8.4f}{precision[10]:>8.4f}"
+            f"{m['pair_precision']:>8.4f}{m['pair_recall']:>8.4f}"
+        )
+    return rows
+
+
 def format_backtest(result: dict[str, Any]) -> str:
     """Text table of a :func:`backtest` result and bundlewise's hit-rate ratio to each baseline."""
     lines = [
         f"Next-orders backtest: train before {result['cutoff'][:10]}, test "
         f"{result['test_weeks']} weeks, {result['n_customers']} customers with a test order "
         f"of 2+ items (composer: {result['composer']})",
-        f"{'method':<16}{'HR@1':>8}{'HR@3':>8}{'HR@10':>8}{'P@10':>8}{'pairP':>8}{'pairR':>8}",
+        *hit_rate_rows(result["methods"], 16),
     ]
-    for m in result["methods"]:
-        hr = {int(k): v for k, v in m["hit_rate"].items()}
-        precision = {int(k): v for k, v in m["precision"].items()}
-        lines.append(
-            f"{m['method']:<16}{hr[1]:>8.4f}{hr[3]:>8.4f}{hr[10]:>8.4f}{precision[10]:>8.4f}"
-            f"{m['pair_precision']:>8.4f}{m['pair_recall']:>8.4f}"
-        )
     by_name = {
         m["method"]: {int(k): v for k, v in m["hit_rate"].items()} for m in result["methods"]
     }
@@ -146,4 +154,4 @@ def format_backtest(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BASELINES", "OURS", "backtest", "default_cutoff", "format_backtest"]
+__all__ = ["BASELINES", "OURS", "backtest", "default_cutoff", "format_backtest", "hit_rate_rows"]
