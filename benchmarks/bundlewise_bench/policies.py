@@ -16,7 +16,8 @@ offer per shopper). The policies:
 - :class:`ExactMixedBundling`, a MILP over a small training sample (:mod:`bundlewise_bench.milp`);
 - :class:`Bundlewise`: list prices plus a personalized bundle offer from the engine: a logit price
   response fitted on logged offers at random prices, using a noisy estimate of :math:`s_c`,
-  then :func:`bundlewise.pricing.quote_prices` inside the guardrails.
+  priced by the product's :class:`bundlewise.pricing.Pricer` inside the guardrails (each
+  shopper a customer with its own fitted sensitivity, appeal and opportunity cost).
 
 Non-personalized prices are optimized on a separate training sample from the true model; mixed
 policies use the optimized list prices of component pricing as their list
@@ -33,10 +34,11 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import expit
 
-from bundlewise.config import PricingConfig
-from bundlewise.pricing import Guardrails, quote_prices
+from bundlewise.config import Config, PricingConfig
+from bundlewise.pricing import Guardrails
 from bundlewise.pricing.guardrails import price_bounds
-from bundlewise.pricing.optimizer import Objective, best_price_on_grid
+from bundlewise.pricing.optimizer import best_price_on_grid
+from bundlewise.pricing.pricer import CatalogItem, Pricer
 from bundlewise_bench.market import (
     FittedMarket,
     FloatArray,
@@ -465,7 +467,6 @@ class Bundlewise(Policy):
         self.fits: list[EngineFit] = []
 
     def prices(self, run: MarketRun) -> Menu:
-        config = run.pricing
         fit = engine_fit(
             run.market,
             run.list_prices,
@@ -473,24 +474,61 @@ class Bundlewise(Policy):
             run.guardrails,
             run.scenario,
             run.rng,
-            config.sensitivity_prior,
+            run.pricing.sensitivity_prior,
         )
         self.fits.append(fit)
         n = run.test.values.shape[0]
         s_hat = run.test.s + run.scenario.noise * run.rng.standard_normal(n)
-        quotes = quote_prices(
-            np.full(n, round(run.list_total)),
-            np.full(n, round(run.costs[-1])),
-            fit.appeal(s_hat),
-            fit.sensitivity(s_hat),
-            run.guardrails,
-            objective=Objective.from_config(config),
-            bundle_keys=[0] * n,
-            fairness_band=config.fairness_band if config.fairness_band >= 0 else None,
-            opportunity_cost_minor=fit.opportunity(s_hat) if self.opportunity else None,
-        )
-        offer = np.where(quotes.is_feasible, quotes.price_minor, np.nan).astype(np.float64)
+        pricer = engine_pricer(run, fit, s_hat, opportunity=self.opportunity)
+        shoppers = [f"shopper{i}" for i in range(n)]
+        bundle = list(pricer.catalog)
+        rows = pricer.price_rows(shoppers, [bundle] * n)
+        offer = np.where(rows.offered, rows.quotes.price_minor, np.nan).astype(np.float64)
         return Menu(run.component_prices, offer)
+
+
+def engine_pricer(
+    run: MarketRun, fit: EngineFit, s_hat: FloatArray, opportunity: bool = True
+) -> Pricer:
+    """The product's :class:`~bundlewise.pricing.Pricer` for one market's test shoppers.
+
+    The bundle's items form the catalog (list prices and unit costs in minor units, the whole
+    bundle's cost on the items in proportion to their list prices so that the bundle's cost is
+    exact); each shopper ``shopper{i}`` is a customer in a segment of its own with the fitted
+    sensitivity, appeal and (with ``opportunity``) opportunity cost at its noisy ``s_hat``; the
+    batch decisions (fairness windows, discount budget) are solved over all of them, as
+    ``train`` does over a store's offers.
+    """
+    k = run.k
+    list_minor = np.rint(run.list_prices).astype(np.int64)
+    list_minor[-1] += round(run.list_total) - int(list_minor.sum())
+    cost_total = round(float(run.costs[-1]))
+    cost_minor = np.floor(cost_total * list_minor / list_minor.sum()).astype(np.int64)
+    cost_minor[-1] += cost_total - int(cost_minor.sum())
+    catalog = {
+        f"item{j}": CatalogItem(
+            item_id=f"item{j}",
+            title=f"item {j}",
+            list_price_minor=int(list_minor[j]),
+            unit_cost_minor=int(cost_minor[j]),
+            currency="GBP",
+        )
+        for j in range(k)
+    }
+    n = s_hat.shape[0]
+    shoppers = [f"shopper{i}" for i in range(n)]
+    b = fit.sensitivity(s_hat)
+    return Pricer.from_batch(
+        model_version="simulated",
+        config=Config(pricing=run.pricing),
+        catalog=catalog,
+        customer_segment={c: c for c in shoppers},
+        sensitivity={c: float(b[i]) for i, c in enumerate(shoppers)},
+        customer_ids=shoppers,
+        bundles=[list(catalog)] * n,
+        appeals=fit.appeal(s_hat).tolist(),
+        opportunities=fit.opportunity(s_hat).tolist() if opportunity else None,
+    )
 
 
 def default_policies(with_milp: bool = True, opportunity: bool = True) -> list[Policy]:
@@ -523,5 +561,6 @@ __all__ = [
     "best_true_prices",
     "default_policies",
     "engine_fit",
+    "engine_pricer",
     "fit_logit",
 ]

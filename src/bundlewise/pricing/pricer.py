@@ -8,6 +8,10 @@ A :class:`Pricer` holds what a price depends on:
 - each stored (customer, bundle)'s appeal :math:`a` (from the candidate's score quantile,
   :func:`bundlewise.pricing.response.acceptance_at_list_from_score`); a pair not seen at train
   time gets the default appeal, acceptance ``sqrt(low * high)`` at the list total;
+- optionally each stored (customer, bundle)'s opportunity cost: the profit a declined offer
+  still earns (the customer buys some of the items at list price anyway), so the price maximizes
+  ``(p - cost - opportunity) * P(accept)``. ``train`` has no estimate of it and records none
+  (0); a pricer built from logged offers (the pricing benchmark's engine) does;
 - the guardrails and the objective (the full config ``train`` ran with);
 - the decisions that couple the training batch, solved once by
   :func:`bundlewise.pricing.optimizer.solve_batch`: the discount budget's Lagrange multiplier,
@@ -200,6 +204,7 @@ class Pricer:
         sensitivity: dict[str, float],
         appeals: dict[str, dict[BundleKey, float]],
         state: BatchState,
+        opportunities: dict[str, dict[BundleKey, float]] | None = None,
     ) -> None:
         self.model_version = model_version
         self.config = config
@@ -208,6 +213,8 @@ class Pricer:
         self.sensitivity = sensitivity
         self.appeals = appeals
         self.state = state
+        #: Opportunity cost (minor units) per (customer, bundle); absent pairs have none.
+        self.opportunities: dict[str, dict[BundleKey, float]] = opportunities or {}
         share = config.pricing.assumed_cost_share
         # Per item: unit cost (or the assumed share of the list price) and whether assumed.
         self._item_cost: dict[str, tuple[int, bool]] = {}
@@ -312,6 +319,15 @@ class Pricer:
             ],
             dtype=np.float64,
         )
+        opportunity = np.array(
+            [
+                self.opportunities.get(c, {}).get(bk, 0.0)
+                for c, bk in zip(keys, bundle_keys, strict=True)
+            ]
+            if self.opportunities
+            else np.zeros(n),
+            dtype=np.float64,
+        )
         return {
             "keys": keys,
             "usable": usable,
@@ -324,6 +340,7 @@ class Pricer:
             "segment": segment,
             "b": b,
             "a": a,
+            "opportunity": opportunity,
             "bundle_keys": bundle_keys,
         }
 
@@ -334,6 +351,7 @@ class Pricer:
             "bundle_keys": inputs["bundle_keys"],
             "fairness_band": p.fairness_band if p.fairness_band >= 0 else None,
             "segments": inputs["segment"] if p.segment_only else None,
+            "opportunity_cost_minor": inputs["opportunity"] if self.opportunities else None,
         }
 
     def price_rows(
@@ -449,14 +467,21 @@ class Pricer:
         customer_ids: Sequence[str],
         bundles: Sequence[Sequence[str]],
         appeals: Sequence[float],
+        opportunities: Sequence[float] | None = None,
     ) -> Pricer:
         """Solve the batch decisions over a training batch of (customer, bundle, appeal) rows.
 
-        When a (customer, bundle) repeats, its last appeal is kept (one appeal per pair).
+        ``opportunities`` (minor units, one per row) is the profit each declined offer still
+        earns; none by default. When a (customer, bundle) repeats, its last appeal (and
+        opportunity cost) is kept (one per pair).
         """
         table: dict[str, dict[BundleKey, float]] = {}
         for c, ids, a in zip(customer_ids, bundles, appeals, strict=True):
             table.setdefault(c, {})[_bundle_key(ids)] = float(a)
+        forgone: dict[str, dict[BundleKey, float]] = {}
+        if opportunities is not None:
+            for c, ids, o in zip(customer_ids, bundles, opportunities, strict=True):
+                forgone.setdefault(c, {})[_bundle_key(ids)] = float(o)
         pricer = cls(
             model_version=model_version,
             config=config,
@@ -465,6 +490,7 @@ class Pricer:
             sensitivity=sensitivity,
             appeals=table,
             state=BatchState(),
+            opportunities=forgone,
         )
         return pricer.resolved(customer_ids, bundles)
 
@@ -495,6 +521,7 @@ class Pricer:
             "sensitivity": self.sensitivity,
             "appeals": self.appeals,
             "state": self.state,
+            "opportunities": self.opportunities,
         }
         fields.update(changes)
         return Pricer(**fields)
@@ -505,12 +532,16 @@ class Pricer:
         """A copy that keeps the appeals of these (customer, bundle) pairs only (the offers
         kept); prices of those pairs are unchanged."""
         table: dict[str, dict[BundleKey, float]] = {}
+        forgone: dict[str, dict[BundleKey, float]] = {}
         for c, ids in zip(customer_ids, bundles, strict=True):
             key = _bundle_key(ids)
             value = self.appeals.get(c, {}).get(key)
             if value is not None:
                 table.setdefault(c, {})[key] = value
-        return self._replace(appeals=table)
+            o = self.opportunities.get(c, {}).get(key)
+            if o is not None:
+                forgone.setdefault(c, {})[key] = o
+        return self._replace(appeals=table, opportunities=forgone)
 
     def with_pricing(self, pricing: PricingConfig) -> Pricer:
         """A copy with another ``[pricing]`` section (batch decisions not yet re-solved:
@@ -564,11 +595,13 @@ class Pricer:
         customers: list[str] = []
         bundles: list[list[str]] = []
         values: list[float] = []
+        forgone: list[float] = []
         for c, by_bundle in self.appeals.items():
             for key, a in by_bundle.items():
                 customers.append(c)
                 bundles.append(list(key))
                 values.append(a)
+                forgone.append(self.opportunities.get(c, {}).get(key, 0.0))
         items = list(self.catalog.values())
         workspace.replace_table(
             "pricer_catalog",
@@ -589,6 +622,7 @@ class Pricer:
                     "customer_id": pa.array(customers, pa.string()),
                     "item_ids": pa.array(bundles, pa.list_(pa.string())),
                     "appeal": pa.array(values, pa.float64()),
+                    "opportunity_minor": pa.array(forgone, pa.float64()),
                 }
             ),
         )
@@ -629,6 +663,12 @@ class Pricer:
                 raise WorkspaceError(
                     f"no trained pricer in {workspace.path}: run `bundlewise train` first."
                 )
+            appeal_columns = {r[0] for r in con.execute("DESCRIBE pricer_appeals").fetchall()}
+            if "opportunity_minor" not in appeal_columns:
+                raise WorkspaceError(
+                    f"the pricer in {workspace.path} was saved by an older bundlewise: run "
+                    "`bundlewise train` again."
+                )
             version, config_json, state_json = con.execute(
                 "SELECT model_version, config_json, state_json FROM pricer"
             ).fetchall()[0]
@@ -640,10 +680,13 @@ class Pricer:
                 ).fetchall()
             }
             appeals: dict[str, dict[BundleKey, float]] = {}
-            for c, ids, a in con.execute(
-                "SELECT customer_id, item_ids, appeal FROM pricer_appeals"
+            opportunities: dict[str, dict[BundleKey, float]] = {}
+            for c, ids, a, o in con.execute(
+                "SELECT customer_id, item_ids, appeal, opportunity_minor FROM pricer_appeals"
             ).fetchall():
                 appeals.setdefault(c, {})[tuple(ids)] = float(a)
+                if o:
+                    opportunities.setdefault(c, {})[tuple(ids)] = float(o)
             segments = dict(
                 con.execute("SELECT customer_id, segment FROM customer_segments").fetchall()
             )
@@ -664,6 +707,7 @@ class Pricer:
             sensitivity={str(k): float(v) for k, v in s["sensitivity"].items()},
             appeals=appeals,
             state=state,
+            opportunities=opportunities,
         )
 
 
