@@ -294,7 +294,7 @@ _Q = [[0.5, 0.5]] * 3
     [
         (lambda: ips(_R, [0.5, 0.0, 0.5], _P), r"logged_propensity\[1\] = 0 is outside \(0, 1\]"),
         (lambda: ips(_R, [0.5, 1.2, 0.5], _P), r"logged_propensity\[1\] = 1.2 is outside"),
-        (lambda: ips(_R, [-1.0, -1.0, 0.5], _P), r"\[0\] = -1 .*\(1 more rows like it\)"),
+        (lambda: ips(_R, [-1.0, -1.0, 0.5], _P), r"\[0\] = -1 .*\(and 1 more\)"),
         (lambda: ips(_R, _P, [0.5, 1.5, 0.5]), r"target_propensity\[1\] = 1.5 is outside \[0, 1\]"),
         (lambda: ips(_R, _P[:2], _P), r"logged_propensity has shape \(2,\), expected \(3,\)"),
         (lambda: ips([[1.0, 0.0]], _P, _P), r"rewards must have shape \(n,\)"),

@@ -105,7 +105,7 @@ def _first_bad(name: str, arr: npt.NDArray[Any], bad: npt.NDArray[np.bool_], pro
     if idx.size == 0:
         return
     where = ", ".join(str(int(i)) for i in idx[0])
-    more = f" ({idx.shape[0] - 1} more rows like it)" if idx.shape[0] > 1 else ""
+    more = f" (and {idx.shape[0] - 1} more)" if idx.shape[0] > 1 else ""
     raise ValueError(f"{name}[{where}] = {arr[tuple(idx[0])]:g} {problem}{more}.")
 
 
@@ -161,7 +161,7 @@ def _probs(name: str, values: npt.ArrayLike, n: int) -> FloatArray:
     sums = probs.sum(axis=1)
     off = np.flatnonzero(np.abs(sums - 1.0) > PROB_ATOL)
     if off.size:
-        more = f" ({off.size - 1} more rows like it)" if off.size > 1 else ""
+        more = f" (and {off.size - 1} more rows)" if off.size > 1 else ""
         raise ValueError(f"{name} row {off[0]} sums to {sums[off[0]]:.9g}, not 1{more}.")
     return probs
 
