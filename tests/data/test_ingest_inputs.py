@@ -670,3 +670,43 @@ def test_cli_says_how_many_orders_a_newer_export_replaced(tmp_path: Path) -> Non
         "Replaced 1 orders (1 lines) stored from earlier files with their versions in this file."
         in result.output
     )
+
+
+def test_every_sheet_of_a_workbook_split_by_period_is_read(tmp_path: Path) -> None:
+    """The Online Retail II workbook holds one sheet a year: both are read, not the first only."""
+    openpyxl = pytest.importorskip("openpyxl")
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    first.title = "Year 2009-2010"
+    first.append(HEADER.split(","))
+    first.append([1001, "A", "Mug", 2, datetime(2010, 5, 1, 10), 2.5, 13085])
+    second = workbook.create_sheet("Year 2010-2011")
+    second.append(HEADER.split(","))
+    second.append([2001, "B", "Plate", 1, datetime(2011, 5, 2, 11), 4, 13086])
+    workbook.create_sheet("Notes")  # empty: ignored
+    path = tmp_path / "orders.xlsx"
+    workbook.save(path)
+    table, _ = read_orders(path, _config())
+    assert table.column("order_id").to_pylist() == ["1001", "2001"]
+
+
+def test_sheets_with_other_columns_are_refused(tmp_path: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    workbook = openpyxl.Workbook()
+    orders = workbook.active
+    orders.title = "orders"
+    orders.append(HEADER.split(","))
+    orders.append([1001, "A", "Mug", 2, datetime(2010, 5, 1, 10), 2.5, 13085])
+    notes = workbook.create_sheet("notes")
+    notes.append(["who", "what"])
+    notes.append(["ann", "checked"])
+    path = tmp_path / "orders.xlsx"
+    workbook.save(path)
+    with pytest.raises(DataValidationError) as info:
+        read_orders(path, _config())
+    assert str(info.value) == (
+        f"{path}: sheet 'notes' has other columns than sheet 'orders' (who, what vs "
+        f"{', '.join(HEADER.split(','))}); every sheet with data is read as one table. Keep one "
+        "table per workbook (delete or move the other sheets) or save the sheet you want as CSV "
+        "UTF-8 and ingest that"
+    )

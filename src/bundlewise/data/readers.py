@@ -8,7 +8,8 @@ Cleaning (cancellations, duplicates, ...) is a separate, reported step
 (:mod:`bundlewise.data.cleaning`).
 
 CSV files are parsed by DuckDB's own reader (every column read as text, with explicit options);
-Parquet by Arrow; ``.xlsx`` by openpyxl when it is installed. Every value that comes from the
+Parquet by Arrow; ``.xlsx`` by openpyxl when it is installed (every sheet with data, which must
+share one header: a workbook split by period is one table). Every value that comes from the
 config or the file (formats, separators, paths) reaches SQL as a bound parameter; columns are
 renamed to positional names (``c0``, ``c1``, ...) before any SQL sees them.
 """
@@ -23,7 +24,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -368,24 +369,32 @@ def _load_xlsx(path: Path) -> pa.Table:
             hint="Open it in a spreadsheet program and save it as .xlsx or CSV UTF-8",
         ) from None
     try:
-        sheet = workbook.worksheets[0]
-        rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+        sheets = [
+            (sheet.title, _sheet_rows(sheet.iter_rows(values_only=True)))
+            for sheet in workbook.worksheets
+        ]
     finally:
         workbook.close()
-    rows = [r for r in rows if any(v is not None and v != "" for v in r)]
-    if not rows:
+    # Every sheet with data is read: a workbook split by period (e.g. one sheet a year) holds
+    # one table; sheets with different headers are refused, never silently left out.
+    sheets = [(title, rows) for title, rows in sheets if rows]
+    if not sheets:
         raise DataValidationError(str(path), "the file is empty (no header, no rows)")
-    header = rows[0]
-    while header and (header[-1] is None or str(header[-1]).strip() == ""):
-        header = header[:-1]
-    names = ["" if v is None else str(v).strip() for v in header]
-    for position, name in enumerate(names, start=1):
-        if not name:
+    first_title, first_rows = sheets[0]
+    names = _sheet_header(path, first_title, first_rows[0], several=len(sheets) > 1)
+    body: list[list[Any]] = []
+    for title, rows in sheets:
+        header = _sheet_header(path, title, rows[0], several=len(sheets) > 1)
+        if header != names:
             raise DataValidationError(
-                str(path), f"header column {position} has no name", column="", value=name
+                str(path),
+                f"sheet {title!r} has other columns than sheet {first_title!r} "
+                f"({', '.join(header)} vs {', '.join(names)}); every sheet with data is read as "
+                "one table",
+                hint="Keep one table per workbook (delete or move the other sheets) or save the "
+                "sheet you want as CSV UTF-8 and ingest that",
             )
-    _check_unique_names(path, names, "header")
-    body = rows[1:]
+        body.extend(rows[1:])
     if not body:
         raise DataValidationError(str(path), "the file is empty (a header but no data rows)")
     columns = {
@@ -393,6 +402,26 @@ def _load_xlsx(path: Path) -> pa.Table:
         for i, name in enumerate(names)
     }
     return pa.table(columns)
+
+
+def _sheet_rows(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """A sheet's rows without the empty ones."""
+    return [list(r) for r in rows if any(v is not None and v != "" for v in r)]
+
+
+def _sheet_header(path: Path, title: str, header: list[Any], several: bool) -> list[str]:
+    """A sheet's column names (trailing empty cells dropped), checked: named and unique."""
+    while header and (header[-1] is None or str(header[-1]).strip() == ""):
+        header = header[:-1]
+    names = ["" if v is None else str(v).strip() for v in header]
+    where = f" of sheet {title!r}" if several else ""
+    for position, name in enumerate(names, start=1):
+        if not name:
+            raise DataValidationError(
+                str(path), f"header column {position}{where} has no name", column="", value=name
+            )
+    _check_unique_names(path, names, "header")
+    return names
 
 
 def load_source(path: str | Path, encoding: str = "utf-8") -> SourceTable:
