@@ -179,6 +179,27 @@ class ColumnMapping:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+#: Item ids of UCI Online Retail that are not products: postage, fees, manual adjustments,
+#: vouchers, test codes (regular expressions, full match, case-insensitive).
+ONLINE_RETAIL_NON_PRODUCTS: tuple[str, ...] = (
+    "POST",
+    "DOT",
+    "M",
+    "C2",
+    "D",
+    "S",
+    "B",
+    "CRUK",
+    "ADJUST\\d*",
+    "BANK CHARGES",
+    "AMAZONFEE",
+    "TEST\\d*",
+    "GIFT(_.*)?",
+)
+#: Order ids of UCI Online Retail that start with this are cancellations.
+ONLINE_RETAIL_CANCELLATION_PREFIX = "C"
+
+
 @dataclass(frozen=True)
 class CleaningConfig:
     """Cleaning rules.
@@ -186,42 +207,52 @@ class CleaningConfig:
     Parameters
     ----------
     cancellation_prefix
-        Order ids starting with this are cancellations (Online Retail uses ``"C"``).
+        Order ids starting with this are cancellations (Online Retail uses ``"C"``); ``""``: none
+        (a line with a negative quantity is still a return). Unset: ``"C"`` on an Online Retail
+        export, none on any other file (a store whose order ids start with C keeps its orders).
     non_product_patterns
         Regular expressions (full match, case-insensitive) of item ids that are not products:
-        postage, fees, manual adjustments, vouchers, test items.
+        postage, fees, manual adjustments, vouchers, test items. Unset: Online Retail's
+        (:data:`ONLINE_RETAIL_NON_PRODUCTS`, e.g. ``POST``, ``M``, ``D``) on an Online Retail
+        export, none on any other file (where ``M`` or ``D`` may well be products).
     max_quantity
         Lines whose absolute quantity exceeds this are treated as data errors and removed.
     """
 
-    cancellation_prefix: str = "C"
-    non_product_patterns: tuple[str, ...] = (
-        "POST",
-        "DOT",
-        "M",
-        "C2",
-        "D",
-        "S",
-        "B",
-        "CRUK",
-        "ADJUST\\d*",
-        "BANK CHARGES",
-        "AMAZONFEE",
-        "TEST\\d*",
-        "GIFT(_.*)?",
-    )
+    cancellation_prefix: str | None = None
+    non_product_patterns: tuple[str, ...] | None = None
     max_quantity: int = 10_000
 
     def __post_init__(self) -> None:
         _check_int("cleaning.max_quantity", self.max_quantity, 1)
-        for pattern in self.non_product_patterns:
+        if self.cancellation_prefix is not None and not isinstance(self.cancellation_prefix, str):
+            raise ConfigError(
+                f"`cleaning.cancellation_prefix` should be a string, got "
+                f"{self.cancellation_prefix!r}."
+            )
+        for pattern in self.non_product_patterns or ():
             try:
                 re.compile(pattern)
-            except re.error as exc:
+            except (re.error, TypeError) as exc:
                 raise ConfigError(
                     f"`cleaning.non_product_patterns` entry {pattern!r} is not a valid "
                     f"regular expression: {exc}."
                 ) from None
+
+    def for_dialect(self, dialect: str) -> CleaningConfig:
+        """The rules in force for a file of this dialect (``online_retail_ii``,
+        ``online_retail_2011``, ``online_retail`` or ``generic``): unset rules become Online
+        Retail's on an Online Retail export and none on any other file."""
+        online_retail = dialect.startswith("online_retail")
+        prefix = self.cancellation_prefix
+        if prefix is None:
+            prefix = ONLINE_RETAIL_CANCELLATION_PREFIX if online_retail else ""
+        patterns = self.non_product_patterns
+        if patterns is None:
+            patterns = ONLINE_RETAIL_NON_PRODUCTS if online_retail else ()
+        return dataclasses.replace(
+            self, cancellation_prefix=prefix, non_product_patterns=tuple(patterns)
+        )
 
 
 @dataclass(frozen=True)
@@ -487,6 +518,8 @@ def load_config(path: str | Path | None) -> Config:
 
 __all__ = [
     "DECIMAL_SEPARATORS",
+    "ONLINE_RETAIL_CANCELLATION_PREFIX",
+    "ONLINE_RETAIL_NON_PRODUCTS",
     "OPTIONAL_FIELDS",
     "ORDER_ID_SOURCES",
     "THOUSANDS_SEPARATORS",

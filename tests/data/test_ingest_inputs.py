@@ -710,3 +710,45 @@ def test_sheets_with_other_columns_are_refused(tmp_path: Path) -> None:
         "table per workbook (delete or move the other sheets) or save the sheet you want as CSV "
         "UTF-8 and ingest that"
     )
+
+
+def test_online_retail_rules_do_not_apply_to_another_store(tmp_path: Path) -> None:
+    """Item ids M, D and POST are products here, and order ids starting with C are orders."""
+    path = _write(
+        tmp_path / "orders.csv",
+        HEADER,
+        "C100,M,Medium tee,1,2024-05-01 10:00:00,12.00,c1",
+        "C100,D,Denim cap,1,2024-05-01 10:00:00,9.00,c1",
+        "C101,POST,Postcard set,2,2024-05-02 10:00:00,3.00,c2",
+        "C102,D,Denim cap,-1,2024-05-03 10:00:00,9.00,c1",
+    )
+    ws = Workspace(tmp_path / "ws")
+    report = ws.ingest(path, config=_config()).report
+    lines = ws.table("order_lines").to_pylist()
+    assert sorted((r["order_id"], r["item_id"]) for r in lines) == [
+        ("C100", "M"),
+        ("C101", "POST"),
+    ]  # the return (negative quantity) is netted against c1's cap
+    assert report.count("non_product") == 0
+    assert report.count("return_netted") == 1
+
+
+def test_a_generic_file_gets_the_cleaning_rules_the_config_sets(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "orders.csv",
+        HEADER,
+        "R1,A,Mug,1,2024-05-01 10:00:00,12.00,c1",
+        "R1,FEE1,Handling fee,1,2024-05-01 10:00:00,1.00,c1",
+        "X2,A,Mug,1,2024-05-02 10:00:00,12.00,c1",
+    )
+    config = config_from_dict(
+        {
+            "columns": COLUMNS,
+            "cleaning": {"cancellation_prefix": "X", "non_product_patterns": ["FEE\\d+"]},
+        }
+    )
+    ws = Workspace(tmp_path / "ws")
+    report = ws.ingest(path, config=config).report
+    assert report.count("non_product") == 1
+    assert report.count("return_netted") == 1
+    assert ws.table("order_lines").num_rows == 0  # the mug was bought and returned

@@ -3,11 +3,14 @@
 Rules, applied in this order (a row is counted under the first removal rule that matches it):
 
 1. ``exact_duplicate``: a row identical to an earlier one in every source field is removed.
-2. ``non_product``: postage, fees, manual adjustments, vouchers and test codes are removed.
+2. ``non_product``: postage, fees, manual adjustments, vouchers and test codes are removed
+   (Online Retail's codes on an Online Retail export; on another file only the patterns the
+   config sets).
 3. ``zero_quantity``: quantity 0 is removed.
 4. ``absurd_quantity``: ``|quantity| > max_quantity`` is removed as a data error.
 5. ``non_positive_price``: a unit price of 0 or less (after rounding to minor units) is removed.
-6. ``return_without_customer``: a cancellation/return with no customer cannot be netted against a
+6. ``return_without_customer``: a cancellation/return (a negative quantity, or on an Online
+   Retail export an order id starting with ``C``) with no customer cannot be netted against a
    purchase and is removed.
 7. ``return_netted``: a cancellation/return with a customer is netted against that customer's
    purchases of the same item, latest purchase first; the return line itself is removed.
@@ -128,7 +131,10 @@ _REMOVAL_RULES: tuple[tuple[str, str], ...] = (
 
 
 def clean_order_lines(
-    raw: pa.Table, config: CleaningConfig | None = None, source: str = "<table>"
+    raw: pa.Table,
+    config: CleaningConfig | None = None,
+    source: str = "<table>",
+    dialect: str = "online_retail",
 ) -> CleanResult:
     """Apply the cleaning rules to validated raw order lines.
 
@@ -140,6 +146,11 @@ def clean_order_lines(
         Cleaning settings.
     source
         Name of the input, for the report.
+    dialect
+        What the file is (:func:`bundlewise.data.readers.read_orders` says): Online Retail's
+        cancellation and non-product rules apply to an Online Retail export unless the config
+        sets its own; ``"generic"`` files get none unless the config sets them
+        (:meth:`bundlewise.config.CleaningConfig.for_dialect`).
 
     Returns
     -------
@@ -147,13 +158,15 @@ def clean_order_lines(
         Clean order lines (schema :data:`~bundlewise.data.schemas.ORDER_LINES`), the title of
         every item (``item_id``, ``title``, ``n_lines``), and the cleaning report.
     """
-    config = config or CleaningConfig()
-    pattern = "^(" + "|".join(f"(?:{p})" for p in config.non_product_patterns) + ")$"
+    config = (config or CleaningConfig()).for_dialect(dialect)
+    patterns = config.non_product_patterns or ()
+    # no pattern: a regular expression that matches no item id
+    pattern = "^(" + "|".join(f"(?:{p})" for p in patterns) + ")$" if patterns else "$^."
     prefix = config.cancellation_prefix
     con = _sql.connect()
     try:
         con.register("raw", raw)
-        is_return = "(starts_with(order_id, $prefix) OR quantity < 0)"
+        is_return = "((length($prefix) > 0 AND starts_with(order_id, $prefix)) OR quantity < 0)"
         con.execute(
             f"""
             CREATE TEMP TABLE tagged AS

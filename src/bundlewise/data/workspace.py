@@ -197,7 +197,7 @@ class Workspace:
         raw, adapter = read_orders(orders_path, config)
         sha = file_sha256(orders_path)
         source_id = sha[:16]
-        cleaned = clean_order_lines(raw, config.cleaning, source=str(orders_path))
+        cleaned = clean_order_lines(raw, config.cleaning, source=str(orders_path), dialect=adapter)
         costs = item_costs(raw)
         catalog: Catalog | None = (
             load_catalog(catalog_path, config) if catalog_path is not None else None
