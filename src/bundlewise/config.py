@@ -26,6 +26,10 @@ Example ``store.toml``::
     [pricing]
     min_margin = 0.10
     max_discount = 0.30
+
+    [learning]
+    enabled = true
+    max_explore_share = 0.2
 """
 
 from __future__ import annotations
@@ -437,6 +441,82 @@ class PricingConfig:
 
 
 @dataclass(frozen=True)
+class LearningConfig:
+    """The learning loop: a guarded price ladder, a price-response posterior, Thompson sampling.
+
+    Parameters
+    ----------
+    enabled
+        Serve prices from the learning policy (``false``: the trained pricer's prices only).
+    n_rungs
+        Prices on each bundle's ladder (allowed prices between the guardrail floor and the list
+        total, inside the fairness band).
+    prior_sd_appeal, prior_sd_sensitivity
+        Prior standard deviations of each segment's appeal offset (logits, around 0) and price
+        sensitivity (around the trained pricer's sensitivity of the segment).
+    bundle_sd
+        Prior standard deviation of each bundle's appeal offset (logits, around 0): a bundle
+        with little feedback borrows from its segment's parameters.
+    forgetting
+        Before each update the posterior's precision is multiplied by this factor and topped
+        up with the prior's (``1``: no forgetting; below 1 old feedback fades, so a demand shift
+        is followed, with a memory of about ``1 / (1 - forgetting)`` events per segment).
+    max_explore_share
+        Cap on the share of offers that explore (a price other than the posterior's best).
+    max_profit_given_up
+        Cap on the expected profit given up by exploring, as a share of the expected profit.
+    mc_draws
+        Posterior draws that estimate each offer's Thompson probabilities (logged propensities).
+    refresh_events
+        Feedback events between two policy versions (the posterior is updated at every event;
+        the served policy is refreshed every this many).
+    holdout_share
+        Share of customers in the holdout that sees list prices (the experiment's control).
+    experiment_id
+        Name of the experiment; with the customer id it fixes each customer's variant.
+    seed
+        Seed of the policies' random draws (with the policy version and the decision key).
+    """
+
+    enabled: bool = False
+    n_rungs: int = 5
+    prior_sd_appeal: float = 1.0
+    prior_sd_sensitivity: float = 4.0
+    bundle_sd: float = 0.5
+    forgetting: float = 0.999
+    max_explore_share: float = 0.2
+    max_profit_given_up: float = 0.05
+    mc_draws: int = 256
+    refresh_events: int = 50
+    holdout_share: float = 0.1
+    experiment_id: str = "pricing"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"`learning.enabled` must be true or false, got {self.enabled!r}.")
+        _check_int("learning.n_rungs", self.n_rungs, 2)
+        if self.n_rungs > 100:
+            raise ConfigError(f"`learning.n_rungs`={self.n_rungs} should be <= 100.")
+        _check_range("learning.prior_sd_appeal", self.prior_sd_appeal, 1e-6, 1e3)
+        _check_range("learning.prior_sd_sensitivity", self.prior_sd_sensitivity, 1e-6, 1e3)
+        _check_range("learning.bundle_sd", self.bundle_sd, 1e-6, 1e3)
+        _check_range("learning.forgetting", self.forgetting, 1e-3, 1.0)
+        _check_range("learning.max_explore_share", self.max_explore_share, 0.0, 1.0)
+        _check_range("learning.max_profit_given_up", self.max_profit_given_up, 0.0, 1.0)
+        _check_int("learning.mc_draws", self.mc_draws, 1)
+        if self.mc_draws > 100_000:
+            raise ConfigError(f"`learning.mc_draws`={self.mc_draws} should be <= 100000.")
+        _check_int("learning.refresh_events", self.refresh_events, 1)
+        _check_range("learning.holdout_share", self.holdout_share, 0.0, 0.99)
+        if not isinstance(self.experiment_id, str) or not self.experiment_id.strip():
+            raise ConfigError(
+                f"`learning.experiment_id`={self.experiment_id!r} should be a non-empty string."
+            )
+        _check_int("learning.seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; every section has working defaults."""
 
@@ -446,6 +526,7 @@ class Config:
     mining: MiningConfig = field(default_factory=MiningConfig)
     composer: ComposerConfig = field(default_factory=ComposerConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -455,6 +536,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "mining": MiningConfig,
     "composer": ComposerConfig,
     "pricing": PricingConfig,
+    "learning": LearningConfig,
 }
 
 
@@ -529,6 +611,7 @@ __all__ = [
     "ComposerConfig",
     "Config",
     "InputConfig",
+    "LearningConfig",
     "MiningConfig",
     "PricingConfig",
     "config_from_dict",
