@@ -129,7 +129,8 @@ def ladder_rungs(
         cands = cands[cands.astype(np.float64) * (1.0 + fairness_band) >= float(top)]
     if cands.size <= n_rungs:
         return cands.astype(np.int64)
-    index = np.unique(np.round(np.linspace(0, cands.size - 1, n_rungs)).astype(np.int64))
+    # evenly spread from the top down (one rung: the top)
+    index = np.unique(np.round(np.linspace(cands.size - 1, 0, n_rungs)).astype(np.int64))
     return cands[index].astype(np.int64)
 
 
