@@ -65,7 +65,9 @@ class Market:
     def best_price(self, policy: LadderPolicy, customer: str, items: tuple[str, ...]) -> int:
         """The oracle's arm: the ladder price with the highest true expected profit."""
         ladder = policy.ladder(items)
-        profit = [(p - ladder.cost_minor) * self.p_accept(customer, items, int(p)) for p in ladder.rungs]
+        profit = [
+            (p - ladder.cost_minor) * self.p_accept(customer, items, int(p)) for p in ladder.rungs
+        ]
         return int(ladder.rungs[int(np.argmax(profit))])
 
 

@@ -40,7 +40,9 @@ def guardrails_and_bundle(draw: st.DrawFn) -> tuple[Guardrails, float | None, in
 
 @settings(max_examples=300, deadline=None)
 @given(guardrails_and_bundle())
-def test_every_rung_passes_the_guardrails(case: tuple[Guardrails, float | None, int, int, int]) -> None:
+def test_every_rung_passes_the_guardrails(
+    case: tuple[Guardrails, float | None, int, int, int],
+) -> None:
     guardrails, band, L, C, n_rungs = case
     rungs = ladder_rungs(L, C, guardrails, n_rungs, band)
     bounds = price_bounds([L], [C], guardrails)

@@ -31,7 +31,9 @@ def _posterior(forgetting: float = 1.0, **prior: float) -> ResponsePosterior:
     )
 
 
-def _joint(post: ResponsePosterior, segment: str, bundle: tuple[str, ...]) -> tuple[FloatArray, FloatArray]:
+def _joint(
+    post: ResponsePosterior, segment: str, bundle: tuple[str, ...]
+) -> tuple[FloatArray, FloatArray]:
     """Mean and block-diagonal covariance of (delta, beta, omega) as the posterior holds them."""
     m, S, _ = post.segment_state(segment)
     w, v, _ = post.bundle_state(bundle)
@@ -51,7 +53,9 @@ def _laplace_reference(
 
     def nlp(t: FloatArray) -> float:
         eta = a + x @ t
-        return float(-(float(y) * eta - np.logaddexp(0.0, eta)) + 0.5 * (t - mean) @ precision @ (t - mean))
+        return float(
+            -(float(y) * eta - np.logaddexp(0.0, eta)) + 0.5 * (t - mean) @ precision @ (t - mean)
+        )
 
     def grad(t: FloatArray) -> FloatArray:
         return np.asarray(-(float(y) - expit(a + x @ t)) * x + precision @ (t - mean))
@@ -69,9 +73,17 @@ def _laplace_reference(
 
 @pytest.mark.parametrize(
     ("appeal", "rel_price", "accepted"),
-    [(6.0, 0.85, True), (6.0, 0.85, False), (-1.5, 0.7, True), (9.0, 1.0, False), (0.0, 0.95, True)],
+    [
+        (6.0, 0.85, True),
+        (6.0, 0.85, False),
+        (-1.5, 0.7, True),
+        (9.0, 1.0, False),
+        (0.0, 0.95, True),
+    ],
 )
-def test_one_event_is_the_exact_laplace_step(appeal: float, rel_price: float, accepted: bool) -> None:
+def test_one_event_is_the_exact_laplace_step(
+    appeal: float, rel_price: float, accepted: bool
+) -> None:
     post = _posterior()
     mean0, cov0 = _joint(post, "g", BUNDLE)
     post.update("g", BUNDLE, appeal, rel_price, accepted)
@@ -107,7 +119,9 @@ def test_forgetting_mixes_with_the_prior_before_the_update() -> None:
     prior_precision = np.diag([1.0, 1 / 16.0, 4.0])
     precision = f * np.linalg.inv(cov) + (1 - f) * prior_precision
     mixed_cov = np.linalg.inv(precision)
-    mixed_mean = mixed_cov @ (f * np.linalg.inv(cov) @ mean + (1 - f) * prior_precision @ prior_mean)
+    mixed_mean = mixed_cov @ (
+        f * np.linalg.inv(cov) @ mean + (1 - f) * prior_precision @ prior_mean
+    )
     post.update("g", BUNDLE, 6.0, 0.9, True)
     ref_mean, ref_cov = _laplace_reference(mixed_mean, mixed_cov, 6.0, 0.9, True)
     mean1, cov1 = _joint(post, "g", BUNDLE)
@@ -193,7 +207,10 @@ def test_many_events_agree_with_the_full_batch_laplace() -> None:
     assert np.all(np.abs(online - res.x) <= np.sqrt(np.diag(batch_cov)))
     # and so are the standard deviations (the kept marginals drop the negative correlation of
     # segment and bundle intercepts: slightly wider cells)
-    assert np.all((online_sd > 0.9 * batch_sd) & (online_sd < 1.25 * batch_sd)), (online_sd, batch_sd)
+    assert np.all((online_sd > 0.9 * batch_sd) & (online_sd < 1.25 * batch_sd)), (
+        online_sd,
+        batch_sd,
+    )
     # and the sensitivities are well inside their intervals of the truth
     assert abs(online[1] - 8.0) < 3 * online_sd[-2] and abs(online[3] - 7.0) < 3 * online_sd[-1]
 

@@ -651,7 +651,7 @@ class Learner:
         GuardrailViolation
             When the bundle cannot be priced.
         ValueError
-            For a price that is not positive.
+            For a price that is not positive, or an outcome that is not true or false.
         """
         price = int(event.price_minor)
         if price <= 0:
@@ -666,8 +666,11 @@ class Learner:
             base = float(expected) + given_up
         served_by = getattr(event, "policy_version", None)
         rate = self._versions.rates.get(str(served_by), self._current.explore_rate)
+        accepted = event.accepted
+        if not isinstance(accepted, bool | np.bool_) and accepted not in (0, 1):
+            raise ValueError(f"accepted={accepted!r} must be true or false.")
         self.posterior.update(
-            ctx.segment, ctx.bundle, ctx.appeal, price / ctx.list_total_minor, bool(event.accepted)
+            ctx.segment, ctx.bundle, ctx.appeal, price / ctx.list_total_minor, bool(accepted)
         )
         b = self.budget
         b.n_observed += 1
