@@ -375,6 +375,16 @@ class PricingConfig:
         ``prior``: ``sensitivity_prior`` for everyone.
     sensitivity_prior_sd
         Standard deviation of the prior the estimates are shrunk toward.
+    stock_weight
+        The objective's stock-clearing term: when a bundle sells a unit of an item with excess
+        stock (catalog ``stock`` above ``excess_stock_weeks`` of its sales), this share of the
+        unit's cost counts as recovered (holding cost avoided), so such bundles get the deeper
+        discount that clears them; 0 turns it off. Prices stay inside every guardrail (the
+        margin floor is on the true cost), and an item whose catalog stock is 0 or less is never
+        offered.
+    excess_stock_weeks
+        Stock above this many weeks of an item's average weekly sales (in the training history)
+        is excess; an item with stock and no sales at all has excess stock.
     """
 
     min_margin: float = 0.10
@@ -394,8 +404,12 @@ class PricingConfig:
     rank_by: str = "expected_profit"
     sensitivity_source: str = "estimated"
     sensitivity_prior_sd: float = 4.0
+    stock_weight: float = 0.5
+    excess_stock_weeks: float = 12.0
 
     def __post_init__(self) -> None:
+        _check_range("pricing.stock_weight", self.stock_weight, 0.0, 1.0)
+        _check_range("pricing.excess_stock_weeks", self.excess_stock_weeks, 0.0, 1e4)
         for name in ("objective_profit", "objective_revenue", "objective_surplus"):
             _check_range(f"pricing.{name}", getattr(self, name), 0.0, 1e6)
         if self.objective_profit + self.objective_revenue <= 0:

@@ -26,7 +26,7 @@ from bundlewise.composer import compose_candidates, price_offers
 from bundlewise.composer.beam import compose_beam_candidates
 from bundlewise.composer.cold_start import cold_start_partners
 from bundlewise.composer.explain import Encoder, offers_by_customer, pair_text_similarity
-from bundlewise.composer.offers import PricedOffers
+from bundlewise.composer.offers import PricedOffers, weekly_units
 from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace
 from bundlewise.exceptions import WorkspaceError
@@ -208,6 +208,7 @@ def _step_price(run: _TrainRun) -> None:
         model_version=run.version,
         response=run.response,
         keep=run.config.composer.n_offers,
+        weekly_units=weekly_units(run.lines),
     )
 
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from bundlewise.composer.candidates import compose_candidates
-from bundlewise.composer.offers import OFFER_COLUMNS, price_offers
+from bundlewise.composer.offers import OFFER_COLUMNS, price_offers, weekly_units
 from bundlewise.config import ComposerConfig, PricingConfig
 from bundlewise.data.schemas import ITEMS
 from bundlewise.mining.cooccurrence import PairMiner
@@ -264,3 +264,28 @@ def test_empty_candidates(candidates: pa.Table) -> None:
     assert result.offers.num_rows == 0
     assert result.not_offered.num_rows == 0
     assert result.n_cost_assumed == 0
+
+
+def test_an_item_out_of_stock_is_never_offered(candidates: pa.Table) -> None:
+    items = build_items()
+    stock = [0 if i == "B" else 10 for i in items.column("item_id").to_pylist()]
+    items = items.set_column(items.schema.get_field_index("stock"), "stock", pa.array(stock))
+    assert any("B" in r["item_ids"] for r in candidates.to_pylist())
+    result = price_offers(candidates, items, PricingConfig(), weekly_units={})
+    assert result.offers.num_rows > 0
+    assert not any("B" in ids for ids in result.offers.column("item_ids").to_pylist())
+    reasons = [r["reason"] for r in result.not_offered.to_pylist() if "B" in r["item_ids"]]
+    assert reasons and all(r == "out of stock: B" for r in reasons)
+
+
+def test_weekly_units_over_the_history() -> None:
+    lines = pa.table(
+        {
+            "item_id": ["A", "A", "B"],
+            "quantity": pa.array([3, 1, 2], pa.int64()),
+            "ts": pa.array(
+                [T0, T0 + dt.timedelta(days=14), T0 + dt.timedelta(days=28)], pa.timestamp("us")
+            ),
+        }
+    )
+    assert weekly_units(lines) == {"A": 1.0, "B": 0.5}  # 4 weeks of history

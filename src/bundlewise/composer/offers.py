@@ -86,6 +86,28 @@ def _offer_id(model_version: str, customer_id: str, item_ids: list[str]) -> str:
     return hashlib.blake2b(key, digest_size=8).hexdigest()
 
 
+def weekly_units(lines: pa.Table) -> dict[str, float]:
+    """Each item's average units sold a week over the whole history of ``lines``
+    (``item_id``, ``quantity``, ``ts``); the history spans at least one week."""
+    if lines.num_rows == 0:
+        return {}
+    con = _sql.connect()
+    try:
+        con.register("l", lines.select(["item_id", "quantity", "ts"]))
+        rows = con.execute(
+            """
+            WITH span AS (
+                SELECT greatest(date_diff('second', min(ts), max(ts)) / 604800.0, 1.0) AS weeks
+                FROM l
+            )
+            SELECT item_id, sum(quantity) / any_value(span.weeks) FROM l, span GROUP BY item_id
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    return {str(i): float(u) for i, u in rows}
+
+
 def price_offers(
     candidates: pa.Table,
     items: pa.Table,
@@ -93,6 +115,7 @@ def price_offers(
     model_version: str = "dev",
     response: ResponseFit | None = None,
     keep: int | None = None,
+    weekly_units: dict[str, float] | None = None,
 ) -> PricedOffers:
     """Price candidate bundles and explain each offer.
 
@@ -110,6 +133,9 @@ def price_offers(
         Estimated sensitivities per customer segment; without it every offer uses the prior.
     keep
         Keep at most this many offers per customer (the best by ``config.rank_by``).
+    weekly_units
+        Each item's average units sold a week in the history (for the excess-stock rule of
+        :class:`~bundlewise.pricing.Pricer`; :func:`weekly_units` computes it).
 
     Returns
     -------
@@ -149,7 +175,7 @@ def price_offers(
         pricing.accept_at_list_low,
         pricing.accept_at_list_high,
     )
-    catalog = catalog_from_items(items, full.input.currency)
+    catalog = catalog_from_items(items, full.input.currency, weekly_units)
     unfitted = Pricer(
         model_version=model_version, config=full, catalog=catalog, customer_segment=segment_of,
         sensitivity=sensitivity, appeals={}, state=BatchState(),
@@ -350,4 +376,5 @@ __all__ = [
     "offer_reason",
     "price_offers",
     "reprice_offers",
+    "weekly_units",
 ]

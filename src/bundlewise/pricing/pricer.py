@@ -12,7 +12,11 @@ A :class:`Pricer` holds what a price depends on:
   still earns (the customer buys some of the items at list price anyway), so the price maximizes
   ``(p - cost - opportunity) * P(accept)``. ``train`` has no estimate of it and records none
   (0); a pricer built from logged offers (the pricing benchmark's engine) does;
-- the guardrails and the objective (the full config ``train`` ran with);
+- the guardrails and the objective (the full config ``train`` ran with), with its
+  stock-clearing term: a unit of an item with excess stock (catalog ``stock`` above
+  ``pricing.excess_stock_weeks`` of its weekly sales) sold in a bundle recovers
+  ``pricing.stock_weight`` of its cost, which the optimizer counts like a negative opportunity
+  cost; an item with stock 0 or less is never priced (no offer, the reason says why);
 - the decisions that couple the training batch, solved once by
   :func:`bundlewise.pricing.optimizer.solve_batch`: the discount budget's Lagrange multiplier,
   each bundle's fairness window and the segment prices.
@@ -99,6 +103,21 @@ class CatalogItem:
     list_price_minor: int | None
     unit_cost_minor: int | None
     currency: str
+    #: Units in stock (catalog ``stock``); ``None`` when the catalog does not say.
+    stock: int | None = None
+    #: Average units sold a week in the training history (0 when it never sold; ``None``
+    #: when the sales are not known, and then no stock counts as excess).
+    weekly_units: float | None = None
+
+    def has_excess_stock(self, weeks: float) -> bool:
+        """More stock than ``weeks`` of its average sales (any stock, if it never sold)."""
+        if self.stock is None or self.weekly_units is None or self.stock <= 0:
+            return False
+        return self.stock > weeks * self.weekly_units
+
+    @property
+    def is_out_of_stock(self) -> bool:
+        return self.stock is not None and self.stock <= 0
 
 
 @dataclass(frozen=True)
@@ -224,6 +243,13 @@ class Pricer:
             elif item.list_price_minor is not None:
                 assumed = int(round_minor_units([item.list_price_minor * share])[0])
                 self._item_cost[item.item_id] = (assumed, True)
+        # Stock-clearing value of selling one unit of each item with excess stock.
+        weeks, weight = config.pricing.excess_stock_weeks, config.pricing.stock_weight
+        self._clearing: dict[str, float] = {
+            i: weight * cost
+            for i, (cost, _) in self._item_cost.items()
+            if weight > 0 and catalog[i].has_excess_stock(weeks)
+        }
 
     # -- the pricing function -------------------------------------------------------------
 
@@ -301,6 +327,10 @@ class Pricer:
                 usable[k] = False
                 why[k] = "an item has no list price"
                 continue
+            if any(r.is_out_of_stock for r in known):
+                usable[k] = False
+                why[k] = "out of stock: " + ", ".join(r.item_id for r in known if r.is_out_of_stock)
+                continue
             list_total[k] = sum(int(r.list_price_minor or 0) for r in known)
             costs = [self._item_cost[r.item_id] for r in known]
             cost[k] = sum(c for c, _ in costs)
@@ -328,6 +358,11 @@ class Pricer:
             else np.zeros(n),
             dtype=np.float64,
         )
+        if self._clearing:  # stock cleared by a sale counts like a negative opportunity cost
+            opportunity -= np.array(
+                [sum(self._clearing.get(i, 0.0) for i in ids) for ids in bundles],
+                dtype=np.float64,
+            )
         return {
             "keys": keys,
             "usable": usable,
@@ -351,7 +386,9 @@ class Pricer:
             "bundle_keys": inputs["bundle_keys"],
             "fairness_band": p.fairness_band if p.fairness_band >= 0 else None,
             "segments": inputs["segment"] if p.segment_only else None,
-            "opportunity_cost_minor": inputs["opportunity"] if self.opportunities else None,
+            "opportunity_cost_minor": (
+                inputs["opportunity"] if self.opportunities or self._clearing else None
+            ),
         }
 
     def price_rows(
@@ -612,6 +649,8 @@ class Pricer:
                     "list_price_minor": pa.array([i.list_price_minor for i in items], pa.int64()),
                     "unit_cost_minor": pa.array([i.unit_cost_minor for i in items], pa.int64()),
                     "currency": pa.array([i.currency for i in items], pa.string()),
+                    "stock": pa.array([i.stock for i in items], pa.int64()),
+                    "weekly_units": pa.array([i.weekly_units for i in items], pa.float64()),
                 }
             ),
         )
@@ -664,7 +703,8 @@ class Pricer:
                     f"no trained pricer in {workspace.path}: run `bundlewise train` first."
                 )
             appeal_columns = {r[0] for r in con.execute("DESCRIBE pricer_appeals").fetchall()}
-            if "opportunity_minor" not in appeal_columns:
+            catalog_columns = {r[0] for r in con.execute("DESCRIBE pricer_catalog").fetchall()}
+            if "opportunity_minor" not in appeal_columns or "stock" not in catalog_columns:
                 raise WorkspaceError(
                     f"the pricer in {workspace.path} was saved by an older bundlewise: run "
                     "`bundlewise train` again."
@@ -675,8 +715,8 @@ class Pricer:
             catalog = {
                 r[0]: CatalogItem(*r)
                 for r in con.execute(
-                    "SELECT item_id, title, list_price_minor, unit_cost_minor, currency "
-                    "FROM pricer_catalog"
+                    "SELECT item_id, title, list_price_minor, unit_cost_minor, currency, stock, "
+                    "weekly_units FROM pricer_catalog"
                 ).fetchall()
             }
             appeals: dict[str, dict[BundleKey, float]] = {}
@@ -711,9 +751,16 @@ class Pricer:
         )
 
 
-def catalog_from_items(items: pa.Table, default_currency: str = "GBP") -> dict[str, CatalogItem]:
-    """The pricer's catalog from the workspace ``items`` table (title defaults to the id)."""
+def catalog_from_items(
+    items: pa.Table,
+    default_currency: str = "GBP",
+    weekly_units: dict[str, float] | None = None,
+) -> dict[str, CatalogItem]:
+    """The pricer's catalog from the workspace ``items`` table (title defaults to the id);
+    ``weekly_units``: each item's average units sold a week (for the excess-stock rule; an
+    item it lacks never sold; without it no stock counts as excess)."""
     cols = items.to_pydict()
+    weekly = weekly_units if weekly_units is not None else {}
     out = {}
     for k, item_id in enumerate(cols["item_id"]):
         title = cols["title"][k] if "title" in cols else None
@@ -723,6 +770,8 @@ def catalog_from_items(items: pa.Table, default_currency: str = "GBP") -> dict[s
             list_price_minor=cols["list_price_minor"][k],
             unit_cost_minor=cols["unit_cost_minor"][k] if "unit_cost_minor" in cols else None,
             currency=(cols["currency"][k] if "currency" in cols else None) or default_currency,
+            stock=cols["stock"][k] if "stock" in cols else None,
+            weekly_units=None if weekly_units is None else float(weekly.get(item_id, 0.0)),
         )
     return out
 
