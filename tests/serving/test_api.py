@@ -178,6 +178,7 @@ def _v1_requests(facts: Facts) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", "/v1/quotes", {"item_ids": [facts.item_a, facts.item_b]}),
         ("POST", "/v1/feedback", _feedback_event(facts)),
         ("GET", f"/v1/items/{facts.partnered_item}/bundles", None),
+        ("GET", "/v1/learning", None),
         ("POST", "/v1/admin/reload", None),
         ("GET", "/v1/dashboard/summary", None),
     ]
@@ -189,6 +190,7 @@ V1_ROUTES = [
     "quote",
     "feedback",
     "item_bundles",
+    "learning",
     "admin_reload",
     "dashboard_summary",
 ]
@@ -941,6 +943,7 @@ def test_openapi_operation_ids_and_tags_are_readable(api: TestClient) -> None:
         ("get", "/v1/items/{item_id}/bundles"): "item_bundles",
         ("post", "/v1/admin/reload"): "reload_model",
         ("get", "/v1/dashboard/summary"): "dashboard_summary",
+        ("get", "/v1/learning"): "learning_state",
         ("get", "/health"): "health",
         ("get", "/metrics"): "metrics",
     }

@@ -715,13 +715,22 @@ def serve(
         Path | None,
         typer.Option("--config", help="TOML config [default: the one the model was trained with]."),
     ] = None,
+    learn: Annotated[
+        bool | None,
+        typer.Option(
+            "--learn/--no-learn",
+            help="Run the learning loop: prices from the learning policy, learning from feedback "
+            "sent with policy_version (one worker) [default: the config's [learning] enabled].",
+        ),
+    ] = None,
 ) -> None:
     """Serve offers, quotes, feedback and the dashboard (/dashboard) over HTTP.
 
     Needs a trained workspace and an API key (`bundlewise keys create --scope read`).
     OpenAPI docs at /docs (offline); metrics at /metrics; health at /health. Every setting can
     also come from a BUNDLEWISE_* environment variable (e.g. BUNDLEWISE_RATE_LIMIT_PER_MINUTE);
-    flags win.
+    flags win. With --learn, each offer carries a decision (policy version, price, propensity)
+    and GET /v1/learning shows what was learned.
     """
     import tempfile
 
@@ -747,6 +756,7 @@ def serve(
         "feedback_timeout_seconds": feedback_timeout,
         "config_file": config_file,
         "reprice": reprice or None,
+        "learn": learn,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     with tempfile.TemporaryDirectory(prefix="bundlewise-serve-") as scratch, _errors():
@@ -769,6 +779,16 @@ def serve(
         snapshot = state.snapshot
         url = f"http://{settings.host}:{settings.port}"
         n_workers = settings.workers
+        if state.learning is not None:
+            service = state.learning.service
+            console.print(
+                f"learning: policy {service.policy.version} (explore rate "
+                f"{service.policy.explore_rate:.3f}) after replaying "
+                f"{service.logged.n_used:,} feedback events in {service.replay_seconds:.1f} s",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         console.print(
             f"bundlewise {__version__} serving model {snapshot.model_version} "
             f"({snapshot.n_customers:,} customers) at {url} with {n_workers} worker(s)\n"
@@ -799,6 +819,110 @@ def serve(
                 workers=n_workers,
                 **options,
             )
+
+
+FeedbackUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--feedback-url",
+        help="SQLAlchemy URL of the feedback store (SQLite or PostgreSQL) [default: SQLite in "
+        "the workspace, as `serve`].",
+        envvar="BUNDLEWISE_FEEDBACK_URL",
+    ),
+]
+LearningConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--logging-config",
+        help="TOML config the server learned with (its [learning] section) [default: the one "
+        "the model was trained with].",
+    ),
+]
+
+
+@app.command()
+def learn(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    feedback_url: FeedbackUrlOpt = None,
+    config: LearningConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the learning loop's posterior in batch from the feedback store.
+
+    Replays the accepted and rejected events that carry a decision, in the order the server
+    learned them (the same posterior as a server with --learn after the same events), saves
+    the posterior in the workspace table learned_posterior under a new version, and prints
+    per segment how the price sensitivity moved (prior -> posterior mean +- sd, events).
+    """
+    from bundlewise.cli import learning as learning_cli
+
+    with _errors():
+        logs = learning_cli.read_logs(workspace, feedback_url, config)
+        result = learning_cli.learn(workspace, logs)
+    if as_json:
+        _print_json(result)
+        return
+    typer.echo(learning_cli.format_learn(result))
+
+
+@app.command("evaluate-policy")
+def evaluate_policy(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    feedback_url: FeedbackUrlOpt = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Candidate TOML config (its [learning] section is evaluated)."
+        ),
+    ] = None,
+    explore_rate: Annotated[
+        float | None,
+        typer.Option(help="Evaluate the learned policy with this explore rate (0..1)."),
+    ] = None,
+    greedy: Annotated[
+        bool, typer.Option("--greedy", help="Evaluate the learned policy without exploring.")
+    ] = False,
+    logging_config: LearningConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimate a candidate policy's profit, revenue and take rate per offer from the logged
+    feedback, before it goes live (off-policy: IPS, SNIPS, doubly robust).
+
+    The candidate is the policy learned from the logs under --config's [learning] settings
+    (default: the server's), with --explore-rate or --greedy if given. Printed beside the
+    logging policy's on-policy means, with the effective sample size and a warning when the
+    logs do not support the candidate.
+    """
+    from bundlewise.cli import learning as learning_cli
+
+    with _errors():
+        logs = learning_cli.read_logs(workspace, feedback_url, logging_config)
+        result = learning_cli.evaluate(logs, config, explore_rate, greedy)
+    if as_json:
+        _print_json(result)
+        return
+    typer.echo(learning_cli.format_evaluate(result))
+
+
+@app.command("experiment-report")
+def experiment_report(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    feedback_url: FeedbackUrlOpt = None,
+    config: LearningConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The pricing experiment's report: per variant (learning, holdout) the take rate, revenue
+    and profit per offer, the lift against the holdout with 95% intervals, and the
+    sample-ratio-mismatch check."""
+    from bundlewise.cli import learning as learning_cli
+
+    with _errors():
+        logs = learning_cli.read_logs(workspace, feedback_url, config)
+        result = learning_cli.report(logs)
+    if as_json:
+        _print_json(result)
+        return
+    typer.echo(learning_cli.format_report(result))
 
 
 @app.callback(invoke_without_command=True)

@@ -37,6 +37,7 @@ TAGS = [
     {"name": "quotes", "description": "The price of a given bundle for a given shopper."},
     {"name": "feedback", "description": "What happened to an offer; durable and idempotent."},
     {"name": "items", "description": "An item's bundles with its co-purchase partners."},
+    {"name": "learning", "description": "What the learning loop has learned (when on)."},
     {"name": "admin", "description": "Reload the model (admin scope)."},
     {"name": "dashboard", "description": "Data of the merchant dashboard (/dashboard)."},
     {"name": "operations", "description": "Health and metrics (no key)."},

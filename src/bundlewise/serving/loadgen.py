@@ -102,10 +102,15 @@ def feedback_until_killed(
     kill_after_acks: int = 300,
     threads: int = 4,
     max_seconds: float = 30.0,
+    outcomes: Sequence[str] = ("shown",),
+    policy_version: str | None = None,
 ) -> tuple[set[str], int]:
     """Send feedback events for ``offer`` (offer id, the customer it was served to) from
     ``threads`` threads; SIGKILL the server after ``kill_after_acks`` acknowledgements. Returns
     the acknowledged event ids and the number sent.
+
+    Each thread's events cycle through ``outcomes``; with ``policy_version`` (the offer's
+    decision on a learning server) every event carries it.
     """
     offer_id, customer_id = offer
     acked: set[str] = set()
@@ -119,14 +124,16 @@ def feedback_until_killed(
             k = 0
             while not stop.is_set():
                 event_id = f"crash-{run}-{t}-{k}"
-                k += 1
                 body = {
                     "event_id": event_id,
                     "offer_id": offer_id,
                     "customer_id": customer_id,
-                    "outcome": "shown",
+                    "outcome": outcomes[k % len(outcomes)],
                     "occurred_at": "2026-11-23T12:00:00Z",
                 }
+                if policy_version is not None:
+                    body["policy_version"] = policy_version
+                k += 1
                 with lock:
                     sent[0] += 1
                 try:

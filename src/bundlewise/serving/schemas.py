@@ -52,6 +52,20 @@ class ExplanationOut(BaseModel):
     text: str = ""
 
 
+class DecisionOut(BaseModel):
+    """How the learning loop priced an offer (only on a server that learns)."""
+
+    policy_version: str = Field(
+        description="The policy that decided; send it back as the feedback's policy_version."
+    )
+    arm: int = Field(description="Index of the price on the ladder (0: the lowest).")
+    price_minor: int = Field(description="The price shown (the offer's price_minor).")
+    propensity: float = Field(description="Probability with which this price was chosen.")
+    explore: bool = Field(description="True when the price is not the policy's best guess.")
+    variant: str = Field(description="The customer's experiment variant: learning or holdout.")
+    ladder: list[int] = Field(description="The bundle's allowed prices (minor units).")
+
+
 class OfferOut(BaseModel):
     offer_id: str
     offer_rank: int
@@ -69,6 +83,9 @@ class OfferOut(BaseModel):
     source: str
     model_version: str
     explanation: ExplanationOut
+    decision: DecisionOut | None = Field(
+        default=None, description="Only on a learning server: how the price was chosen."
+    )
 
 
 class OffersOut(BaseModel):
@@ -105,6 +122,16 @@ class QuoteOut(BaseModel):
     is_cost_assumed: bool | None = None
 
 
+class LearningQuoteOut(QuoteOut):
+    """A quote for a customer from a learning server."""
+
+    offer_id: str | None = Field(
+        default=None,
+        description="The served offer with these items (feedback may name it), if any.",
+    )
+    decision: DecisionOut | None = None
+
+
 class BundleOut(BaseModel):
     item_ids: list[str]
     quote: QuoteOut
@@ -130,6 +157,14 @@ class FeedbackIn(BaseModel):
         json_schema_extra={"format": "date-time"},
     )
     price_paid_minor: int | None = Field(default=None, ge=0, le=10**12, strict=True)
+    policy_version: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\w.+\-:]+$",
+        description="On a learning server: the offer's decision.policy_version (the server "
+        "recomputes and stores the decision, and learns from accepted and rejected events).",
+    )
 
     @field_validator("occurred_at")
     @classmethod
@@ -146,6 +181,27 @@ class FeedbackIn(BaseModel):
 class FeedbackOut(BaseModel):
     event_id: str
     status: Literal["stored", "duplicate"]
+
+
+class LearningOut(BaseModel):
+    enabled: bool = Field(description="Whether this server runs the learning loop.")
+    model_version: str
+    policy_version: str | None = Field(default=None, description="The policy now serving.")
+    explore_rate: float | None = None
+    events_used: int | None = Field(default=None, description="Feedback events learned from.")
+    events_skipped: int | None = Field(
+        default=None, description="Events that could not be learned from (item gone...)."
+    )
+    budget: dict[str, float] | None = Field(
+        default=None, description="What exploring has cost so far."
+    )
+    experiment: dict[str, Any] | None = None
+    segments: list[dict[str, Any]] | None = Field(
+        default=None, description="Per segment: prior and learned sensitivity, events."
+    )
+    posterior: dict[str, Any] | None = Field(
+        default=None, description="The whole posterior (the JSON `bundlewise learn` saves)."
+    )
 
 
 class HealthOut(BaseModel):

@@ -92,6 +92,12 @@ class ServeSettings(BaseSettings):
     feedback_threads: int = Field(
         default=4, ge=1, le=64, description="Threads that write to the feedback store."
     )
+    learn: bool | None = Field(
+        default=None,
+        description="Run the learning loop (prices from the learning policy, learning from "
+        "feedback sent with policy_version); default: the config's `[learning] enabled`. One "
+        "worker process only.",
+    )
     pseudonym_secret: SecretStr | None = Field(
         default=None,
         description="Secret of the customer pseudonyms in logs; default: a random secret "

@@ -1,5 +1,6 @@
 """What a running server holds: the model snapshot, the offer ids it serves, the feedback store
-and its writer threads, the API keys, the rate limiter, the pseudonym secret and the metrics.
+and its writer threads, the learning loop (when on), the API keys, the rate limiter, the
+pseudonym secret and the metrics.
 
 Routes get these through the dependencies of :mod:`bundlewise.serving.deps`, never as globals.
 """
@@ -21,12 +22,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from bundlewise.config import Config, load_config
 from bundlewise.exceptions import BundlewiseError, WorkspaceError
 from bundlewise.serving.keys import KeyStore
+from bundlewise.serving.learning import LearningLoop
 from bundlewise.serving.model import Snapshot, load_snapshot
 from bundlewise.serving.offer_ids import OfferIds, load_offer_ids
 from bundlewise.serving.privacy import workspace_secret
 from bundlewise.serving.ratelimit import Limiter, SharedTokenBucket, TokenBucket
 from bundlewise.serving.settings import ServeSettings
-from bundlewise.serving.store import FeedbackStore
+from bundlewise.serving.store import FeedbackStore, StoreUnavailable
 
 logger = logging.getLogger("bundlewise.serving")
 
@@ -143,6 +145,23 @@ class ServingState:
                 f"cannot open the feedback store: {type(exc).__name__}: "
                 f"{str(getattr(exc, 'orig', exc)).splitlines()[0] if str(exc) else ''}"
             ) from None
+        self.learning: LearningLoop | None = None
+        if self.learns(self.model):
+            if settings.workers > 1:
+                self.store.close()
+                raise BundlewiseError(
+                    f"learning runs in one server process, not {settings.workers}: serve "
+                    "with --workers 1 (or without --learn and with `[learning] enabled = false`)"
+                )
+            try:
+                self.learning = LearningLoop(
+                    self.model.snapshot.pricer, self.model.snapshot.config.learning, self.store
+                )
+            except StoreUnavailable as exc:
+                self.store.close()
+                raise BundlewiseError(
+                    f"cannot replay the feedback store to rebuild the learning loop: {exc}"
+                ) from None
         self.writer = ThreadPoolExecutor(
             max_workers=settings.feedback_threads, thread_name_prefix="bundlewise-feedback"
         )
@@ -154,6 +173,13 @@ class ServingState:
         self._cart_limiter: anyio.CapacityLimiter | None = None
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundlewise-health")
         self._probe: asyncio.Future[str | None] | None = None
+
+    def learns(self, model: Model) -> bool:
+        """Whether the learning loop prices ``model``'s offers: ``--learn`` / ``BUNDLEWISE_LEARN``
+        when given, else the model config's ``[learning] enabled``."""
+        if self.settings.learn is not None:
+            return bool(self.settings.learn)
+        return bool(model.snapshot.config.learning.enabled)
 
     def quotes_for(self, snapshot: Snapshot) -> dict[tuple[str, ...], dict[str, Any]] | None:
         """The anonymous-quote cache of ``snapshot`` if it is the model in force (a request that
@@ -194,8 +220,21 @@ class ServingState:
         with self.reload_lock:
             new = load_model(self.settings, self.config)
             old = self.model
+            learns = self.learns(new)
+            if learns and self.settings.workers > 1:
+                raise BundlewiseError(
+                    f"the new model learns ([learning] enabled), which needs one server "
+                    f"process, not {self.settings.workers}"
+                )
+            loop = self.learning
+            snap = new.snapshot
+            if learns and loop is None:
+                loop = LearningLoop(snap.pricer, snap.config.learning, self.store)
+            elif learns and loop is not None:
+                loop.install(loop.prepare(snap.pricer, snap.config.learning))
             if new.offer_ids.model_version != old.offer_ids.model_version:
                 self.previous_offer_ids = old.offer_ids
+            self.learning = loop if learns else None
             self.model = new
             self.summary_cache = {}
         self.keys.refresh()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from bundlewise.serving.deps import Reader, SnapshotDep, StateDep
+from bundlewise.serving.learning import LearningService, apply_decision
 from bundlewise.serving.privacy import pseudonym
 from bundlewise.serving.routes._common import CustomerPath
 from bundlewise.serving.schemas import ERRORS, MAX_N, OffersOut
@@ -35,6 +36,16 @@ def first_offers(body: bytes, n: int) -> bytes:
     return json.dumps(json.loads(body)[:n], separators=(",", ":")).encode()
 
 
+def learned_offers(service: LearningService, customer_id: str, body: bytes) -> bytes:
+    """The offers priced by the learning loop's current policy, each with its ``decision``
+    (an offer whose bundle has no allowed price keeps the trained one)."""
+    out = []
+    for offer in json.loads(body):
+        fields = service.offer_decision(customer_id, offer["item_ids"], offer["offer_id"])
+        out.append(apply_decision(offer, fields) if fields is not None else offer)
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
 @router.get(
     "/v1/customers/{customer_id:path}/offers",
     response_class=Response,
@@ -49,9 +60,13 @@ async def customer_offers(
 ) -> Response:
     """Ranked bundles for a customer (at most ``n``), with price, discount, P(accept), expected
     profit and the explanation; popular bundles (``personalized: false``) for unknown
-    customers."""
+    customers. On a learning server each offer's price comes from the learning policy and the
+    offer has a ``decision`` (send its ``policy_version`` with the feedback)."""
     body, personal = snapshot.offers_json(customer_id, n)
     body = first_offers(body, n)
+    loop = state.learning
+    if loop is not None and loop.service.model_version == snapshot.model_version:
+        body = learned_offers(loop.service, customer_id, body)
     logger.debug("offers for %s", pseudonym(customer_id, state.secret))
     head = b'{"customer_id":' + json.dumps(customer_id).encode()
     flag = b',"personalized":true,"offers":' if personal else b',"personalized":false,"offers":'
