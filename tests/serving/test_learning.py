@@ -458,3 +458,33 @@ def test_a_reload_keeps_what_was_learned(
     posted = learning.post("/v1/feedback", json=_event(offer, customer, 999, "accepted"))
     assert posted.status_code == 200, posted.text
     assert learning.get("/v1/learning").json()["events_used"] == 61
+
+
+def test_versions_beyond_the_stored_window_expire(
+    served: Served, customers: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serving_learning, "KEEP_VERSIONS", 1)
+    monkeypatch.setattr(serving_learning, "STORED_VERSIONS", 2)
+    with _app(served, learn=True) as c:
+        customer = customers[8]
+        early = _offers(c, customer)[0]
+        _simulate(c, customers, 160, beta=8.0)  # versions L0..L3
+        r = c.post("/v1/feedback", json=_event(early, customer, 600, "accepted"))
+        assert r.status_code == 422, r.text
+        assert "has expired" in r.json()["error"]["message"]
+        version = c.get("/v1/learning").json()["policy_version"]
+    assert version.endswith(".L3")
+    store = FeedbackStore(served.feedback_url)
+    try:
+        kept = store.policy_version_names(version.rpartition(".L")[0])
+    finally:
+        store.close()
+    assert sorted(kept) == sorted({version, version[:-1] + "2"})
+    # A restart rewrites none of the pruned versions.
+    with _app(served, learn=True) as again:
+        assert again.get("/v1/learning").json()["policy_version"] == version
+    store = FeedbackStore(served.feedback_url)
+    try:
+        assert store.policy_version_names(version.rpartition(".L")[0]) == kept
+    finally:
+        store.close()

@@ -146,11 +146,12 @@ def build_ladder(pricer: Pricer, item_ids: Sequence[str], n_rungs: int) -> Price
     missing = [i for i in item_ids if i not in pricer.catalog]
     if missing:
         raise KeyError(f"unknown item id(s): {', '.join(missing)}")
-    rows = pricer.price_rows([None], [list(item_ids)])
-    if not bool(rows.usable[0]):
+    # The pricer's lookups without its price optimization (the totals price_rows starts from).
+    rows = pricer._inputs([None], [list(item_ids)])
+    if not bool(rows["usable"][0]):
         return None
-    L = int(rows.list_total_minor[0])
-    C = int(rows.cost_minor[0])
+    L = int(rows["list_total"][0])
+    C = int(rows["cost"][0])
     band = pricer.pricing.fairness_band
     rungs = ladder_rungs(L, C, pricer.guardrails, n_rungs, band if band >= 0 else None)
     if rungs.size == 0:

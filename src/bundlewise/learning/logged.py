@@ -40,6 +40,7 @@ from bundlewise.learning.policy import (
     LadderPolicy,
     Learner,
     OfferContext,
+    PolicyFactory,
     offer_context,
 )
 from bundlewise.learning.posterior import ResponsePosterior
@@ -215,19 +216,24 @@ class LoggedLearner:
         Policy versions the learner keeps in memory.
     on_version
         Called with every policy version as it is frozen (the first one too).
+    make_policy
+        Builds each version's policy (default :class:`ThompsonPolicy`).
     """
 
     pricer: Pricer
     cfg: LearningConfig
     keep_versions: int = 8
     on_version: VersionHook | None = None
+    make_policy: PolicyFactory | None = None
     learner: Learner = field(init=False)
     n_used: int = field(init=False, default=0)
     skipped: Counter[str] = field(init=False, default_factory=Counter)
     last: tuple[str, str] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.learner = Learner(self.pricer, self.cfg, keep_versions=self.keep_versions)
+        self.learner = Learner(
+            self.pricer, self.cfg, keep_versions=self.keep_versions, make_policy=self.make_policy
+        )
         if self.on_version is not None:
             self.on_version(self.learner.policy(), None)
 

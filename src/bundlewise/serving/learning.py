@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,7 @@ from bundlewise.learning.logged import (
     segment_changes,
     served_decision,
 )
-from bundlewise.learning.policy import LadderPolicy, ThompsonPolicy
+from bundlewise.learning.policy import LadderPolicy, OfferContext, ThompsonPolicy, offer_context
 from bundlewise.learning.posterior import ResponsePosterior
 from bundlewise.money import format_money
 from bundlewise.pricing.pricer import Pricer
@@ -53,6 +54,11 @@ KEEP_VERSIONS = 64
 DECISION_CACHE_SIZE = 200_000
 #: Policy versions rebuilt from the store and kept.
 REBUILT_VERSIONS = 16
+#: Policy versions of a model kept in ``policy_versions`` (each with its whole posterior);
+#: feedback on an offer of an older version is refused as expired.
+STORED_VERSIONS = 1000
+#: Offer contexts cached for the hot path.
+CONTEXT_CACHE_SIZE = 200_000
 #: Where the price sentence of a stored offer's explanation starts.
 PRICE_SENTENCE = ". Price "
 #: ``binding_rule`` of a price the learning loop set.
@@ -60,8 +66,63 @@ LEARNING_RULE = "learning_policy"
 HOLDOUT_RULE = "holdout_list_price"
 
 
+class ContextCache:
+    """The trained pricer's view of each (customer, bundle) offered, computed once
+    (:func:`~bundlewise.learning.policy.offer_context` is a pure function of the pricer, the
+    customer and the items; emptied when full)."""
+
+    def __init__(self, pricer: Pricer, size: int = CONTEXT_CACHE_SIZE) -> None:
+        self.pricer = pricer
+        self.size = size
+        self._contexts: dict[tuple[str | None, tuple[str, ...]], OfferContext] = {}
+
+    def get(self, customer_id: str | None, item_ids: Sequence[str]) -> OfferContext:
+        """:func:`offer_context`, cached (errors are raised, not cached)."""
+        key = (customer_id, tuple(item_ids))
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = offer_context(self.pricer, customer_id, item_ids)
+            if len(self._contexts) >= self.size:
+                self._contexts = {}
+            self._contexts[key] = ctx
+        return ctx
+
+
+class ServingPolicy(ThompsonPolicy):
+    """:class:`ThompsonPolicy` whose offer contexts come from a shared :class:`ContextCache`
+    (the same decisions, computed faster)."""
+
+    def __init__(
+        self,
+        pricer: Pricer,
+        posterior: ResponsePosterior,
+        cfg: LearningConfig,
+        version: str,
+        explore_rate: float,
+        *,
+        contexts: ContextCache,
+    ) -> None:
+        super().__init__(pricer, posterior, cfg, version, explore_rate)
+        self.contexts = contexts
+
+    def context(self, customer_id: str | None, item_ids: Sequence[str]) -> OfferContext:
+        return self.contexts.get(customer_id, item_ids)
+
+
 class UnknownVersion(Exception):
     """A feedback event's policy version cannot be recomputed (says why)."""
+
+
+def version_index(version: str) -> int | None:
+    """``k`` of a policy version ``<model version>.L<k>`` (None for another form).
+
+    Examples
+    --------
+    >>> version_index("0.1.0+4d733345.L12"), version_index("nope")
+    (12, None)
+    """
+    _, sep, k = version.rpartition(".L")
+    return int(k) if sep and k.isdigit() else None
 
 
 def _version_row(policy: LadderPolicy, model_version: str, created_at: str) -> dict[str, Any]:
@@ -97,18 +158,40 @@ class LearningService:
         self._rebuilt: OrderedDict[str, LadderPolicy] = OrderedDict()
         self._rebuilt_lock = threading.Lock()
         self._pending: list[dict[str, Any]] = []
+        self.contexts = ContextCache(pricer)
         start = time.perf_counter()
         stored = store.policy_version_names(self.model_version)
+        # Versions the replay recreates but the store would not keep are not written: those
+        # older than the oldest stored (pruned before), and, for a store without any, those
+        # that the retention would drop at the end (the last version is at most
+        # events / refresh_events).
+        indices = [k for k in map(version_index, stored) if k is not None]
+        last = store.count_learning_events() // cfg.refresh_events
+        self._write_from = min(indices) if indices else max(last - STORED_VERSIONS + 1, 0)
         self.logged = LoggedLearner(
-            pricer, cfg, keep_versions=KEEP_VERSIONS, on_version=self._version_hook(stored)
+            pricer,
+            cfg,
+            keep_versions=KEEP_VERSIONS,
+            on_version=self._version_hook(stored),
+            make_policy=self._make_policy,
         )
         self.catch_up()
         self.flush_versions()
         self.replay_seconds = time.perf_counter() - start
 
+    def _make_policy(
+        self,
+        pricer: Pricer,
+        posterior: ResponsePosterior,
+        cfg: LearningConfig,
+        version: str,
+        explore_rate: float,
+    ) -> LadderPolicy:
+        return ServingPolicy(pricer, posterior, cfg, version, explore_rate, contexts=self.contexts)
+
     def _version_hook(self, stored: set[str]) -> Any:
         def hook(policy: LadderPolicy, event: LoggedEvent | None) -> None:
-            if policy.version in stored:
+            if policy.version in stored or (version_index(policy.version) or 0) < self._write_from:
                 return
             when = event.received_at if event is not None else iso_received(received_now())
             self._pending.append(_version_row(policy, self.model_version, when))
@@ -133,8 +216,20 @@ class LearningService:
         try:
             self.store.save_policy_versions(self._pending)
             self._pending = []
+            self._prune()
         except StoreUnavailable as exc:
             logger.warning("policy versions not stored yet (%s); retried later", exc)
+
+    def _prune(self) -> None:
+        """Keep the newest :data:`STORED_VERSIONS` versions of this model in the store."""
+        current = version_index(self.logged.learner.version) or 0
+        old = [
+            v
+            for v in self.store.policy_version_names(self.model_version)
+            if (version_index(v) or 0) <= current - STORED_VERSIONS
+        ]
+        if old:
+            self.store.delete_policy_versions(old)
 
     # -- the hot path ---------------------------------------------------------------------
 
@@ -201,12 +296,18 @@ class LearningService:
                 self._rebuilt.move_to_end(version)
                 return policy
         row = self.store.policy_version(version)
+        k, current = version_index(version), version_index(self.policy.version) or 0
+        if row is None and k is not None and k <= current - STORED_VERSIONS:
+            raise UnknownVersion(
+                f"{version!r} has expired: the store keeps the last {STORED_VERSIONS} policy "
+                f"versions (now {self.policy.version}); send the event without policy_version"
+            )
         if row is None or row["model_version"] != self.model_version:
             raise UnknownVersion(
                 f"{version!r} is an unknown policy version (this server's policy now is "
                 f"{self.policy.version}): send the version the offer's decision came with"
             )
-        rebuilt = ThompsonPolicy(
+        rebuilt = self._make_policy(
             self.pricer,
             ResponsePosterior.from_json(row["posterior_json"]),
             self.cfg,
@@ -372,6 +473,7 @@ __all__ = [
     "LearningLoop",
     "LearningService",
     "UnknownVersion",
+    "version_index",
     "apply_decision",
     "customer_variant",
     "priced_fields",

@@ -292,6 +292,20 @@ class FeedbackStore:
                 return
             cursor = (rows[-1]["received_at"], rows[-1]["event_id"])
 
+    def count_learning_events(self) -> int:
+        """How many events :meth:`learning_events` yields."""
+        t = feedback_events
+        query = (
+            sa.select(sa.func.count())
+            .select_from(t)
+            .where(t.c.policy_version.is_not(None), t.c.outcome.in_(LEARNED_OUTCOMES))
+        )
+        try:
+            with self.engine.connect() as con:
+                return int(con.execute(query).scalar_one())
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(_why(exc)) from None
+
     def policy_version_names(self, model_version: str) -> set[str]:
         """The stored policy versions of one model."""
         with self.engine.connect() as con:
@@ -330,6 +344,24 @@ class FeedbackStore:
                     con.execute(policy_versions.insert(), new)
         except IntegrityError:
             pass  # stored meanwhile by another writer: the same version, kept
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(_why(exc)) from None
+
+    def delete_policy_versions(self, versions: list[str]) -> None:
+        """Delete these stored policy versions (the server's retention).
+
+        Raises
+        ------
+        StoreUnavailable
+            When the store is locked, read-only or unreachable.
+        """
+        try:
+            with self.engine.begin() as con:
+                for k in range(0, len(versions), 500):
+                    chunk = versions[k : k + 500]
+                    con.execute(
+                        policy_versions.delete().where(policy_versions.c.version.in_(chunk))
+                    )
         except UNAVAILABLE as exc:
             raise StoreUnavailable(_why(exc)) from None
 
