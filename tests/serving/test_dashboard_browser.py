@@ -10,7 +10,9 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 from served import Served
 
@@ -142,5 +144,54 @@ def test_dashboard_fetches_a_customer_beyond_the_first_page(served: Served, tmp_
                 page.press("#f-customer", "Enter")
                 page.wait_for_selector(f"#offers tbody tr.offer >> text={last}")
                 assert page.locator("#offers tbody tr.offer").count() >= 1
+            finally:
+                browser.close()
+
+
+def test_dashboard_shows_the_learning_loop(served: Served, tmp_path: Path) -> None:
+    """A learning server after feedback: the segments' learned sensitivity and, per bundle, the
+    price ladder with the preferred rung, the feedback and what exploring cost."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    customers = sorted(
+        {o for o in Workspace(served.workspace).table("offers").column("customer_id").to_pylist()}
+        - {"__anonymous__"}
+    )[:40]
+    extra = ["--learn"]
+    with running_server(served.workspace, served.feedback_url, served.keys_file, extra) as server:
+        headers = {"X-API-Key": served.read_key}
+        for k in range(80):
+            customer = customers[k % len(customers)]
+            offer = httpx.get(
+                f"{server.url}/v1/customers/{quote(customer, safe='')}/offers?n=1", headers=headers
+            ).json()["offers"][0]
+            event = {
+                "event_id": f"dash-{k}",
+                "offer_id": offer["offer_id"],
+                "customer_id": customer,
+                "outcome": "accepted" if k % 4 == 0 else "rejected",
+                "occurred_at": "2026-12-01T10:00:00Z",
+                "policy_version": offer["decision"]["policy_version"],
+            }
+            r = httpx.post(f"{server.url}/v1/feedback", json=event, headers=headers)
+            assert r.status_code == 200, r.text
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=FLAGS)
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(server.url + "/dashboard")
+                page.fill("#key", served.read_key)
+                page.click("button[type=submit]")
+                page.wait_for_selector("#learning-bundles tbody tr.bundle")
+                assert "80 events learned from" in page.inner_text("#learning-status")
+                assert page.locator("#learning-segments tbody tr").count() >= 1
+                first = page.locator("#learning-bundles tbody tr.bundle").first
+                assert first.locator(".rung").count() >= 2
+                assert first.locator(".rung.preferred").count() == 1
+                assert "GBP" in first.inner_text()
+                page.screenshot(path=str(tmp_path / "dashboard_learning.png"), full_page=True)
+                assert not errors, errors
             finally:
                 browser.close()

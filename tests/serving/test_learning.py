@@ -488,3 +488,34 @@ def test_versions_beyond_the_stored_window_expire(
         assert store.policy_version_names(version.rpartition(".L")[0]) == kept
     finally:
         store.close()
+
+
+def test_the_learning_summary_shows_each_bundles_ladder_and_what_exploring_cost(
+    served: Served, customers: list[str]
+) -> None:
+    with _app(served, learn=True) as c:
+        answered = _simulate(c, customers, 150, beta=8.0, seed=2)
+        state = c.get("/v1/learning").json()
+    bundles = state["bundles"]
+    assert bundles
+    seen: dict[tuple[str, ...], list[tuple[dict[str, Any], bool]]] = {}
+    for offer, _, accepted in answered:
+        seen.setdefault(tuple(sorted(offer["item_ids"])), []).append((offer, accepted))
+    assert [b["events"] for b in bundles] == sorted((b["events"] for b in bundles), reverse=True)
+    assert sum(b["explored"] for b in bundles) > 0  # the run explored: its cost is shown
+    for b in bundles:
+        events = seen[tuple(b["item_ids"])]
+        assert b["events"] == len(events)
+        assert b["accepted"] == sum(a for _, a in events)
+        assert b["explored"] == sum(o["decision"]["explore"] for o, _ in events)
+        # exploring gives up expected profit; the preferred rung gives up none
+        assert (b["profit_given_up_minor"] > 0) == (b["explored"] > 0)
+        assert len(b["rungs"]) == len(b["p_accept"]) == len(b["expected_profit_minor"]) >= 2
+        assert b["rungs"] == sorted(b["rungs"]) and b["rungs"][-1] <= b["list_total_minor"]
+        assert all(0 < p < 1 for p in b["p_accept"])
+        assert b["p_accept"] == sorted(b["p_accept"], reverse=True)  # dearer, less taken
+        g = b["greedy_arm"]
+        assert b["expected_profit_minor"][g] == max(b["expected_profit_minor"])
+        assert b["appeal_offset_sd"] > 0
+        for offer, _ in events:
+            assert offer["price_minor"] in b["rungs"] or offer["decision"]["variant"] == "holdout"

@@ -204,6 +204,25 @@ VersionHook = Callable[[LadderPolicy, LoggedEvent | None], None]
 
 
 @dataclass
+class BundleStats:
+    """What the learner saw of one bundle: events learned from, acceptances, explored offers,
+    the expected profit exploring gave up, and the revenue of accepted offers (minor units)."""
+
+    events: int = 0
+    accepted: int = 0
+    explored: int = 0
+    profit_given_up_minor: float = 0.0
+    revenue_minor: int = 0
+
+    def add(self, event: LoggedEvent) -> None:
+        self.events += 1
+        self.accepted += int(event.accepted)
+        self.explored += int(event.explore)
+        self.profit_given_up_minor += event.profit_given_up_minor
+        self.revenue_minor += event.price_minor if event.accepted else 0
+
+
+@dataclass
 class LoggedLearner:
     """A :class:`Learner` fed with logged events: the one path from the store to the posterior
     (online in the server, in batch in ``bundlewise learn``).
@@ -229,6 +248,8 @@ class LoggedLearner:
     n_used: int = field(init=False, default=0)
     skipped: Counter[str] = field(init=False, default_factory=Counter)
     last: tuple[str, str] | None = field(init=False, default=None)
+    #: Per bundle (sorted item ids): what was learned from it (:class:`BundleStats`).
+    bundle_stats: dict[tuple[str, ...], BundleStats] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.learner = Learner(
@@ -262,6 +283,7 @@ class LoggedLearner:
             self.skipped["invalid price"] += 1
             return False
         self.n_used += 1
+        self.bundle_stats.setdefault(tuple(sorted(event.item_ids)), BundleStats()).add(event)
         if new and self.on_version is not None:
             self.on_version(self.learner.policy(), event)
         return new
@@ -331,7 +353,54 @@ def experiment_rows(
     return rows, skipped
 
 
+def bundle_summaries(
+    policy: LadderPolicy, stats: Mapping[tuple[str, ...], BundleStats], top: int = 50
+) -> list[dict[str, Any]]:
+    """The ``top`` bundles with the most feedback, each with its price ladder, the posterior
+    mean acceptance and expected profit of every rung for an anonymous shopper (the rung the
+    policy now prefers marked), the bundle's appeal offset (mean and sd), and what exploring
+    it cost (:class:`BundleStats`)."""
+    ranked = sorted(stats.items(), key=lambda kv: (-kv[1].events, kv[0]))[:top]
+    out = []
+    for key, st in ranked:
+        try:
+            ladder = policy.ladder(key)
+            ctx = policy.context(None, key)
+        except (KeyError, GuardrailViolation):
+            continue
+        delta, beta, omega = policy.posterior.mean(ctx.segment, ctx.bundle)
+        p_accept = expit(ctx.appeal + delta + omega - beta * ladder.rel_prices)
+        values = policy.mean_values(ctx, ladder)
+        mean, var, n = policy.posterior.bundle_state(ctx.bundle)
+        items = [policy.pricer.catalog.get(i) for i in key]
+        titles = [item.title if item is not None else i for item, i in zip(items, key, strict=True)]
+        currency = next((item.currency for item in items if item is not None), "")
+        out.append(
+            {
+                "item_ids": list(key),
+                "titles": titles,
+                "currency": currency,
+                "list_total_minor": int(ladder.list_total_minor),
+                "rungs": [int(r) for r in ladder.rungs],
+                "p_accept": [float(p) for p in p_accept],
+                "expected_profit_minor": [float(v) for v in values],
+                "greedy_arm": int(np.argmax(values)),
+                "appeal_offset": float(mean),
+                "appeal_offset_sd": math.sqrt(max(float(var), 0.0)),
+                "events": st.events,
+                "accepted": st.accepted,
+                "take_rate": st.accepted / st.events if st.events else 0.0,
+                "explored": st.explored,
+                "profit_given_up_minor": st.profit_given_up_minor,
+                "revenue_minor": st.revenue_minor,
+            }
+        )
+    return out
+
+
 __all__ = [
+    "BundleStats",
+    "bundle_summaries",
     "LoggedEvent",
     "LoggedLearner",
     "ServedDecision",

@@ -15,6 +15,7 @@ crash loses nothing that was acknowledged.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,9 +27,11 @@ from typing import Any
 from bundlewise.config import LearningConfig
 from bundlewise.exceptions import GuardrailViolation
 from bundlewise.learning.logged import (
+    BundleStats,
     LoggedEvent,
     LoggedLearner,
     ServedDecision,
+    bundle_summaries,
     customer_variant,
     segment_changes,
     served_decision,
@@ -62,6 +65,12 @@ CONTEXT_CACHE_SIZE = 200_000
 #: Where the price sentence of a stored offer's explanation starts.
 PRICE_SENTENCE = ". Price "
 #: ``binding_rule`` of a price the learning loop set.
+#: Bundles ``GET /v1/learning`` (and the dashboard) show, those with the most feedback first.
+SUMMARY_BUNDLES = 50
+#: :meth:`LearningService.state`: posterior, budget, policy, events used and skipped, per bundle.
+LearningState = tuple[
+    ResponsePosterior, dict[str, Any], LadderPolicy, int, int, dict[tuple[str, ...], BundleStats]
+]
 LEARNING_RULE = "learning_policy"
 HOLDOUT_RULE = "holdout_list_price"
 
@@ -328,7 +337,7 @@ class LearningService:
         if self.logged.observe(logged):
             self.flush_versions()
 
-    def state(self) -> tuple[ResponsePosterior, dict[str, Any], LadderPolicy, int, int]:
+    def state(self) -> LearningState:
         """A consistent copy of what :meth:`summary` shows (take it under the loop's lock)."""
         learner = self.logged.learner
         return (
@@ -337,13 +346,12 @@ class LearningService:
             learner.policy(),
             self.logged.n_used,
             self.logged.n_skipped,
+            {k: dataclasses.replace(v) for k, v in self.logged.bundle_stats.items()},
         )
 
-    def summary(
-        self, state: tuple[ResponsePosterior, dict[str, Any], LadderPolicy, int, int]
-    ) -> dict[str, Any]:
+    def summary(self, state: LearningState) -> dict[str, Any]:
         """What ``GET /v1/learning`` shows, from :meth:`state`."""
-        posterior, budget, policy, n_used, n_skipped = state
+        posterior, budget, policy, n_used, n_skipped, stats = state
         return {
             "enabled": True,
             "model_version": self.model_version,
@@ -357,6 +365,7 @@ class LearningService:
                 "holdout_share": self.cfg.holdout_share,
             },
             "segments": segment_changes(self.pricer, posterior),
+            "bundles": bundle_summaries(policy, stats, top=SUMMARY_BUNDLES),
             "posterior": posterior.to_dict(),
         }
 

@@ -199,6 +199,12 @@ class LearningOut(BaseModel):
     segments: list[dict[str, Any]] | None = Field(
         default=None, description="Per segment: prior and learned sensitivity, events."
     )
+    bundles: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="The bundles with the most feedback: price ladder, posterior acceptance and "
+        "expected profit per rung (anonymous shopper), the rung now preferred, the bundle's "
+        "appeal offset, events, take rate, explored offers and the profit exploring gave up.",
+    )
     posterior: dict[str, Any] | None = Field(
         default=None, description="The whole posterior (the JSON `bundlewise learn` saves)."
     )
