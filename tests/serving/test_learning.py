@@ -519,3 +519,29 @@ def test_the_learning_summary_shows_each_bundles_ladder_and_what_exploring_cost(
         assert b["appeal_offset_sd"] > 0
         for offer, _ in events:
             assert offer["price_minor"] in b["rungs"] or offer["decision"]["variant"] == "holdout"
+
+
+def test_bundle_choice_learns_from_acceptances(served: Served, customers: list[str]) -> None:
+    """A customer's last-ranked bundle accepted again and again, the others declined: once the
+    policy refreshes, that bundle leads the customer's offers (ranks stay 1..n)."""
+    with _app(served, learn=True) as c:
+        customer = next(x for x in customers if len(_offers(c, x, n=5)) >= 3)
+        offers = _offers(c, customer, n=5)
+        last = offers[-1]
+        k = 0
+        for _ in range(40):
+            for offer in offers:
+                outcome = "accepted" if offer["offer_id"] == last["offer_id"] else "rejected"
+                fresh = next(
+                    o for o in _offers(c, customer, 5) if o["offer_id"] == offer["offer_id"]
+                )
+                r = c.post("/v1/feedback", json=_event(fresh, customer, k, outcome))
+                assert r.status_code == 200, r.text
+                k += 1
+        after = _offers(c, customer, n=5)
+    assert [o["offer_rank"] for o in after] == list(range(1, len(after) + 1))
+    assert after[0]["offer_id"] == last["offer_id"]
+    assert {o["offer_id"] for o in after} == {o["offer_id"] for o in offers}
+    with _app(served, learn=True) as c:  # the same store replayed: n is honoured
+        two = _offers(c, customer, n=2)
+    assert [o["offer_id"] for o in two] == [o["offer_id"] for o in after[:2]]

@@ -162,7 +162,7 @@ class LearningService:
         self.cfg = cfg
         self.store = store
         self.model_version = pricer.model_version
-        self._cache: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._cache: dict[tuple[str, str, str], tuple[dict[str, Any], float]] = {}
         self._cache_version = ""
         self._rebuilt: OrderedDict[str, LadderPolicy] = OrderedDict()
         self._rebuilt_lock = threading.Lock()
@@ -252,6 +252,15 @@ class LearningService:
     ) -> dict[str, Any] | None:
         """The ``decision`` of an offer under the current policy with the offer's priced
         fields (``None`` when the bundle has no allowed price); cached."""
+        ranked = self.ranked_decision(customer_id, item_ids, offer_id)
+        return None if ranked is None else ranked[0]
+
+    def ranked_decision(
+        self, customer_id: str, item_ids: list[str], offer_id: str
+    ) -> tuple[dict[str, Any], float] | None:
+        """:meth:`offer_decision` and the offer's ranking value: the expected profit of the
+        bundle's best rung for this customer under the posterior mean (what bundle choice
+        learns from); cached per policy version."""
         policy = self.policy
         key = (policy.version, customer_id, offer_id)
         if self._cache_version != policy.version or len(self._cache) >= DECISION_CACHE_SIZE:
@@ -259,14 +268,16 @@ class LearningService:
             self._cache_version = policy.version
         hit = self._cache.get(key)
         if hit is not None:
-            return hit
+            return dict(hit[0]), hit[1]
         try:
             served = served_decision(policy, customer_id, item_ids, offer_id)
         except (KeyError, GuardrailViolation):
             return None
-        out = priced_fields(served)
-        self._cache[key] = out
-        return out
+        fields = priced_fields(served)
+        best = policy.greedy_value(served.context)
+        value = float(best if best is not None else fields["expected_profit_minor"])
+        self._cache[key] = (fields, value)
+        return dict(fields), value
 
     # -- feedback -------------------------------------------------------------------------
 

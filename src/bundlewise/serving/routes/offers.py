@@ -36,13 +36,23 @@ def first_offers(body: bytes, n: int) -> bytes:
     return json.dumps(json.loads(body)[:n], separators=(",", ":")).encode()
 
 
-def learned_offers(service: LearningService, customer_id: str, body: bytes) -> bytes:
-    """The offers priced by the learning loop's current policy, each with its ``decision``
-    (an offer whose bundle has no allowed price keeps the trained one)."""
-    out = []
+def learned_offers(service: LearningService, customer_id: str, body: bytes, n: int) -> bytes:
+    """The customer's first ``n`` offers as the learning loop serves them: every stored offer
+    priced by the current policy (with its ``decision``) and, when the model ranks by expected
+    profit, re-ranked by the expected profit of its best rung under the learned posterior
+    (bundle choice learns from acceptances too; ties keep the trained order). An offer whose
+    bundle has no allowed price keeps the trained price and rank value."""
+    ranked = []
     for offer in json.loads(body):
-        fields = service.offer_decision(customer_id, offer["item_ids"], offer["offer_id"])
-        out.append(apply_decision(offer, fields) if fields is not None else offer)
+        got = service.ranked_decision(customer_id, offer["item_ids"], offer["offer_id"])
+        if got is None:
+            ranked.append((float(offer["expected_profit_minor"]), offer))
+            continue
+        fields, value = got
+        ranked.append((value, apply_decision(offer, fields)))
+    if service.pricer.pricing.rank_by == "expected_profit":
+        ranked.sort(key=lambda vo: (-vo[0], vo[1]["offer_rank"]))
+    out = [{**o, "offer_rank": k} for k, (_, o) in enumerate(ranked[:n], start=1)]
     return json.dumps(out, separators=(",", ":")).encode()
 
 
@@ -62,11 +72,13 @@ async def customer_offers(
     profit and the explanation; popular bundles (``personalized: false``) for unknown
     customers. On a learning server each offer's price comes from the learning policy and the
     offer has a ``decision`` (send its ``policy_version`` with the feedback)."""
-    body, personal = snapshot.offers_json(customer_id, n)
-    body = first_offers(body, n)
     loop = state.learning
     if loop is not None and loop.service.model_version == snapshot.model_version:
-        body = learned_offers(loop.service, customer_id, body)
+        body, personal = snapshot.offers_json(customer_id, MAX_N)  # all, to re-rank
+        body = learned_offers(loop.service, customer_id, body, n)
+    else:
+        body, personal = snapshot.offers_json(customer_id, n)
+        body = first_offers(body, n)
     logger.debug("offers for %s", pseudonym(customer_id, state.secret))
     head = b'{"customer_id":' + json.dumps(customer_id).encode()
     flag = b',"personalized":true,"offers":' if personal else b',"personalized":false,"offers":'
