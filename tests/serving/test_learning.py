@@ -214,6 +214,7 @@ def test_learning_off_serves_exactly_as_before(
         "budget": None,
         "experiment": None,
         "segments": None,
+        "bundles": None,
         "posterior": None,
     }
     offer = r.json()["offers"][0]
