@@ -160,7 +160,7 @@ def test_dashboard_shows_the_learning_loop(served: Served, tmp_path: Path) -> No
     extra = ["--learn"]
     with running_server(served.workspace, served.feedback_url, served.keys_file, extra) as server:
         headers = {"X-API-Key": served.read_key}
-        for k in range(80):
+        for k in range(50):
             customer = customers[k % len(customers)]
             offer = httpx.get(
                 f"{server.url}/v1/customers/{quote(customer, safe='')}/offers?n=1", headers=headers
@@ -185,7 +185,7 @@ def test_dashboard_shows_the_learning_loop(served: Served, tmp_path: Path) -> No
                 page.fill("#key", served.read_key)
                 page.click("button[type=submit]")
                 page.wait_for_selector("#learning-bundles tbody tr.bundle")
-                assert "80 events learned from" in page.inner_text("#learning-status")
+                assert "50 events learned from" in page.inner_text("#learning-status")
                 assert page.locator("#learning-segments tbody tr").count() >= 1
                 first = page.locator("#learning-bundles tbody tr.bundle").first
                 assert first.locator(".rung").count() >= 2
