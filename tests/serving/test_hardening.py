@@ -170,7 +170,8 @@ def test_store_failure_messages_hide_sql_parameters(tmp_path: Path) -> None:
 
 def test_pseudonym_secret_is_generated_per_workspace(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir(), b.mkdir()
+    a.mkdir()
+    b.mkdir()
     secret_a, secret_b = workspace_secret(a), workspace_secret(b)
     assert secret_a != secret_b and len(secret_a) == 64
     assert workspace_secret(a) == secret_a  # kept in the workspace
@@ -412,31 +413,186 @@ def test_docs_work_offline(served: Served, page: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _worst_case_cart(snap: Snapshot) -> dict[str, Any]:
+    """50 items with the most partners, ``n`` = 50: the most expensive cart."""
+    items = sorted(snap.partners, key=lambda i: (-len(snap.partners[i]), i))[:50]
+    return {"item_ids": items, "n": 50}
+
+
+def _count_batches(snap: Snapshot) -> list[int]:
+    """Record the size of every pricing batch of ``snap`` (``quote_many`` wrapped)."""
+    sizes: list[int] = []
+    real = snap.quote_many
+
+    def counting(customer_id: str | None, bundles: list[list[str]]) -> Any:
+        sizes.append(len(bundles))
+        return real(customer_id, bundles)
+
+    snap.quote_many = counting  # type: ignore[method-assign]
+    return sizes
+
+
 def test_worst_case_cart_is_priced_once_per_model(served: Served) -> None:
-    """A 50-item cart with n=50 is the most expensive request; its anonymous quotes are kept
-    for the model in force, so repeating it costs no pricing (and a reload starts afresh)."""
+    """A 50-item cart with n=50 is the most expensive request: its 50 bundles are priced in one
+    batch (not its hundreds of candidates), and its anonymous quotes are kept for the model in
+    force, so repeating it costs no pricing (and a reload starts afresh)."""
     key = {"X-API-Key": served.admin_key}
     with _app(served) as client:
         state = client.app.state.serving  # type: ignore[attr-defined]
         snap = state.snapshot
-        items = sorted(snap.partners, key=lambda i: (-len(snap.partners[i]), i))[:50]
-        calls = []
-        real_quote = snap.quote
-
-        def counting(customer_id: str | None, item_ids: list[str]) -> dict[str, Any]:
-            calls.append(tuple(item_ids))
-            return real_quote(customer_id, item_ids)
-
-        snap.quote = counting
-        body = {"item_ids": items, "n": 50}
+        body = _worst_case_cart(snap)
+        candidates = sum(len(snap.partners[i]) for i in body["item_ids"])
+        assert candidates > 100
+        batches = _count_batches(snap)
         first = client.post("/v1/carts/offers", json=body, headers=key)
         assert first.status_code == 200 and len(first.json()["bundles"]) == 50
-        priced = len(calls)
-        assert 50 <= priced <= len(items) * 10
+        assert batches == [50]  # all feasible: exactly the 50 that fill the answer, at once
         again = client.post("/v1/carts/offers", json=body, headers=key)
         assert again.json() == first.json()
-        assert len(calls) == priced  # all from the model's quote cache
+        assert batches == [50]  # all from the model's quote cache
         assert client.post("/v1/admin/reload", headers=key).status_code == 200
         assert state.snapshot is not snap and not state.model.quotes
         # The merchant's unit costs never reach the storefront.
         assert "cost_minor" not in first.text
+
+
+class _FakeSnapshot:
+    """Prices a pair ``[a, b]`` as infeasible when ``b`` ends in 0, 3 or 6 (a third of them),
+    recording every batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[list[str]]] = []
+
+    def quote_many(self, customer_id: str | None, bundles: list[list[str]]) -> list[Any]:
+        assert customer_id is None
+        self.batches.append(bundles)
+        return [
+            None
+            if ids[1] == "unpriced"
+            else {"item_ids": ids, "feasible": ids[1][-1] not in "036", "explanation": {}}
+            for ids in bundles
+        ]
+
+
+def test_cart_prices_only_what_can_fill_n_when_some_bundles_are_infeasible() -> None:
+    from bundlewise.serving.routes._common import priced_bundles
+
+    candidates = [["a", f"p{k:03d}"] for k in range(300)]
+    candidates[5:5] = [["p001", "a"], ["a", "unpriced"]]  # a duplicate, one without a price
+    for n in (1, 5, 20, 50):
+        fake = _FakeSnapshot()
+        cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        got = priced_bundles(fake, candidates, n, cache)  # type: ignore[arg-type]
+        want = [c for c in candidates if c[0] == "a" and c[1] != "unpriced"]
+        want = [c for c in want if c[1][-1] not in "036"][:n]
+        assert [b["item_ids"] for b in got] == want
+        priced = sum(len(b) for b in fake.batches)
+        assert len(fake.batches[0]) == n  # the first batch: the n that could fill the answer
+        assert priced <= 1.5 * n + 3, (n, [len(b) for b in fake.batches])
+        assert ["p001", "a"] not in [ids for b in fake.batches for ids in b]
+        again = _FakeSnapshot()
+        assert priced_bundles(again, candidates, n, cache) == got  # type: ignore[arg-type]
+        assert all(ids == ["a", "unpriced"] for b in again.batches for ids in b)
+
+
+def test_cart_costs_rate_limit_tokens_in_proportion_to_its_bundles(served: Served) -> None:
+    key = {"X-API-Key": served.read_key}
+    with _app(served, rate_limit_per_minute=60) as client:
+        snap = client.app.state.serving.snapshot  # type: ignore[attr-defined]
+        worst = _worst_case_cart(snap)
+        one = worst["item_ids"][:1]
+        assert len(snap.partners[one[0]]) == 10
+        remaining = [60]
+        for body, tokens in [
+            (worst, 10),  # 50 bundles
+            ({"item_ids": one}, 1),  # n=5
+            ({"item_ids": one, "n": 12}, 2),  # 10 bundles: the item's 10 partners
+            ({"item_ids": one, "n": 50}, 2),
+            ({"item_ids": worst["item_ids"], "n": 23}, 5),
+        ]:
+            response = client.post("/v1/carts/offers", json=body, headers=key)
+            assert response.status_code == 200, response.text
+            assert response.headers["X-RateLimit-Limit"] == "60"
+            remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+            assert remaining[-2] - remaining[-1] == tokens, (body, remaining)
+
+
+def test_a_refused_cart_costs_nothing_and_says_when_to_retry(served: Served) -> None:
+    key = {"X-API-Key": served.read_key}
+    with _app(served, rate_limit_per_minute=15) as client:
+        snap = client.app.state.serving.snapshot  # type: ignore[attr-defined]
+        worst = _worst_case_cart(snap)
+        first = client.post("/v1/carts/offers", json=worst, headers=key)
+        assert first.status_code == 200
+        assert first.headers["X-RateLimit-Remaining"] == "5"
+        refused = client.post("/v1/carts/offers", json=worst, headers=key)
+        message = _error(refused, 429)
+        assert "this request costs 10" in message, message
+        assert refused.headers["X-RateLimit-Remaining"] == "5"  # the key check's token back
+        # 10 tokens needed, 5 there, a token every 4 s.
+        assert int(refused.headers["Retry-After"]) in (19, 20)
+        assert refused.headers["X-RateLimit-Limit"] == "15"
+        cheap = client.post(
+            "/v1/carts/offers", json={"item_ids": worst["item_ids"][:1]}, headers=key
+        )
+        assert cheap.status_code == 200 and cheap.headers["X-RateLimit-Remaining"] == "4"
+    with _app(served, rate_limit_per_minute=3) as client:  # a cart never costs more than a bucket
+        response = client.post("/v1/carts/offers", json=worst, headers=key)
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_cart_answer_is_built_and_serialized_off_the_event_loop(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from bundlewise.serving.routes import carts
+    from bundlewise.serving.schemas import BundlesOut
+
+    loops: list[bool] = []
+    real = carts.cart_json
+
+    def recording(*args: Any) -> bytes:
+        try:
+            asyncio.get_running_loop()
+            loops.append(True)
+        except RuntimeError:
+            loops.append(False)
+        return real(*args)
+
+    monkeypatch.setattr(carts, "cart_json", recording)
+    with _app(served) as client:
+        body = _worst_case_cart(client.app.state.serving.snapshot)  # type: ignore[attr-defined]
+        response = client.post(
+            "/v1/carts/offers", json=body, headers={"X-API-Key": served.read_key}
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert loops == [False]  # no event loop runs in the thread that built the answer
+        answer = response.json()
+        assert answer == BundlesOut.model_validate(answer).model_dump(mode="json")
+        # The documented answer is still the response model.
+        doc = client.get("/openapi.json").json()["paths"]["/v1/carts/offers"]["post"]
+        schema = doc["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/BundlesOut"}
+
+
+def test_the_model_is_frozen_out_of_the_collectors_walks(served: Served) -> None:
+    """The model's objects are in the collector's permanent generation, so no full collection
+    walks them while requests wait; a reload frees the old model (cycles included) and freezes
+    the new one; closing the server unfreezes."""
+    import gc
+    import weakref
+
+    with _app(served) as client:
+        state = client.app.state.serving  # type: ignore[attr-defined]
+        assert gc.get_freeze_count() > 10_000
+        assert id(state.snapshot.partners) not in {id(o) for o in gc.get_objects()}
+        old = weakref.ref(state.snapshot)
+        state.snapshot.partners["__cycle__"] = [state.snapshot]  # only a collection frees it
+        key = {"X-API-Key": served.admin_key}
+        assert client.post("/v1/admin/reload", headers=key).status_code == 200
+        assert old() is None
+        assert id(state.snapshot.partners) not in {id(o) for o in gc.get_objects()}
+    assert gc.get_freeze_count() == 0

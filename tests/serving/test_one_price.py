@@ -214,3 +214,36 @@ def test_server_refuses_different_guardrails(served: Served, tmp_path: Path) -> 
 
     with pytest.raises(ConfigError, match=r"min_margin 0\.2 \(trained 0\.1\)"):
         load_model(settings, load_config(config_file))
+
+
+def test_a_batch_priced_worst_case_cart_is_the_single_quote_route(api: TestClient) -> None:
+    """A cart's bundles are priced in one batch of the pricer; each is, field for field, what
+    ``POST /v1/quotes`` answers for its items alone (anonymous)."""
+    snapshot = api.app.state.serving.snapshot  # type: ignore[attr-defined]
+    items = sorted(snapshot.partners, key=lambda i: (-len(snapshot.partners[i]), i))[:50]
+    cart = api.post("/v1/carts/offers", json={"item_ids": items, "n": 50})
+    assert cart.status_code == 200, cart.text
+    bundles = cart.json()["bundles"]
+    assert len(bundles) == 50
+    for bundle in bundles:
+        quoted = api.post("/v1/quotes", json={"item_ids": bundle["item_ids"]})
+        assert quoted.status_code == 200, quoted.text
+        assert bundle["quote"] == quoted.json(), bundle["item_ids"]
+
+
+def test_snapshot_batch_quotes_are_the_single_quotes(trained_workspace: Path) -> None:
+    """:meth:`Snapshot.quote_many` over every partner pair of the model (and bundles that
+    cannot be priced) gives what :meth:`Snapshot.quote` gives one by one."""
+    snapshot = load_snapshot(trained_workspace)
+    pairs = [[a, p["item_id"]] for a, ps in sorted(snapshot.partners.items()) for p in ps]
+    assert len(pairs) > 1000
+    bundles = [*pairs, ["NO-SUCH-ITEM", pairs[0][0]], [pairs[0][1], pairs[0][0], pairs[1][1]]]
+    batch = snapshot.quote_many(None, bundles)
+    assert batch[-2] is None
+    for ids, got in zip(bundles, batch, strict=True):
+        if got is None:
+            with pytest.raises((KeyError, ValueError)):
+                snapshot.quote(None, ids)
+            continue
+        assert got == snapshot.quote(None, ids), ids
+    assert sum(q is not None for q in batch) == len(bundles) - 1

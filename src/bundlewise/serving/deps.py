@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader
 from bundlewise.serving.keys import KeyRecord
 from bundlewise.serving.middleware import RATE_DECISION, ApiError
 from bundlewise.serving.model import Snapshot
+from bundlewise.serving.ratelimit import Decision
 from bundlewise.serving.settings import ServeSettings
 from bundlewise.serving.state import ServingState
 from bundlewise.serving.store import FeedbackStore
@@ -62,13 +63,38 @@ def _check_key(request: Request, state: ServingState, key: str | None, scope: st
     decision = state.limiter.take(record.key_id)
     request.scope.setdefault("state", {})[RATE_DECISION] = decision
     if not decision.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"rate limit exceeded for this key ({decision.limit_per_minute} requests per "
-            f"minute); retry in {decision.retry_after_seconds} s",
-        )
+        raise _rate_limited(decision, "")
     return record
+
+
+def _rate_limited(decision: Decision, cost: str) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        f"rate limit exceeded for this key ({decision.limit_per_minute} requests per "
+        f"minute{cost}); retry in {decision.retry_after_seconds} s",
+    )
+
+
+def charge(request: Request, state: ServingState, record: KeyRecord, tokens: int) -> None:
+    """Charge a request that costs ``tokens`` rate-limit tokens in all (a cart, whose cost its
+    body sets): the key check took one, this takes the rest (``tokens`` is capped at the
+    bucket's size, so that any request can pass on a full bucket). Refused: 429 and the token
+    of the key check is given back; either way the ``X-RateLimit-*`` headers tell the bucket
+    after this charge.
+
+    Raises
+    ------
+    ApiError
+        429 when the key's bucket does not hold the rest.
+    """
+    tokens = min(tokens, state.limiter.per_minute)
+    if tokens <= 1:
+        return
+    decision = state.limiter.take(record.key_id, tokens - 1, held=1)
+    request.scope.setdefault("state", {})[RATE_DECISION] = decision
+    if not decision.allowed:
+        raise _rate_limited(decision, f"; this request costs {tokens}")
 
 
 async def read_scope(
@@ -94,6 +120,7 @@ __all__ = [
     "StateDep",
     "StoreDep",
     "api_key_header",
+    "charge",
     "get_settings",
     "get_snapshot",
     "get_state",

@@ -111,6 +111,29 @@ class Snapshot:
             out["explanation"]["pairs"] = _pair_evidence(item_ids, self.partners)
         return out
 
+    def quote_many(
+        self, customer_id: str | None, bundles: list[list[str]]
+    ) -> list[dict[str, Any] | None]:
+        """:meth:`quote` of each bundle for one customer, priced in one pass of the pricer
+        (the same prices to the minor unit); ``None`` where :meth:`quote` raises (an unknown
+        item, an item without a list price)."""
+        priceable = [
+            k
+            for k, ids in enumerate(bundles)
+            if all(i in self.items and self.items[i].list_price_minor is not None for i in ids)
+        ]
+        out: list[dict[str, Any] | None] = [None] * len(bundles)
+        if not priceable:
+            return out
+        chosen = [bundles[k] for k in priceable]
+        quotes = self.pricer.quote_many([customer_id] * len(chosen), chosen)
+        for k, ids, q in zip(priceable, chosen, quotes, strict=True):
+            d = q.to_dict()
+            if d["feasible"]:
+                d["explanation"]["pairs"] = _pair_evidence(ids, self.partners)
+            out[k] = d
+        return out
+
 
 def _pair_evidence(
     item_ids: list[str], partners: dict[str, list[dict[str, Any]]]

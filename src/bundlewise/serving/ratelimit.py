@@ -6,6 +6,11 @@ worker processes map into memory and update under an exclusive ``flock``
 (:class:`SharedTokenBucket`), so a key gets ``per_minute`` requests per minute from the whole
 server, whichever worker answers. Buckets start full when the server starts; they are not kept
 across restarts.
+
+A request costs one token; a request whose work grows with its input (a cart) can cost more: it
+takes one token at the key check like every request and the rest once its input is known
+(``take(key, tokens, held=1)``), and when the rest is refused the token it held is given back,
+so a refused request costs nothing and ``Retry-After`` says when all its tokens will be there.
 """
 
 from __future__ import annotations
@@ -49,23 +54,32 @@ class Decision:
 class Limiter(Protocol):
     per_minute: int
 
-    def take(self, key: str) -> Decision: ...
+    def take(self, key: str, tokens: int = 1, held: int = 0) -> Decision: ...
 
 
-def _decide(per_minute: int, tokens: float, now: float, last: float) -> tuple[Decision, float]:
-    """Refill since ``last`` and take one token if there is one; returns the tokens left."""
+def _decide(
+    per_minute: int, tokens: float, now: float, last: float, take: int = 1, held: int = 0
+) -> tuple[Decision, float]:
+    """Refill since ``last`` and take ``take`` tokens if there are as many; when there are not,
+    give back the ``held`` tokens this request took before. Returns the tokens left.
+
+    ``take + held`` must not exceed ``per_minute`` (the bucket's size), or it is never allowed.
+    """
     capacity = float(per_minute)
     refill = per_minute / 60.0
     tokens = min(capacity, tokens + max(0.0, now - last) * refill)
-    allowed = tokens >= 1.0
+    allowed = tokens >= take
     if allowed:
-        tokens -= 1.0
+        tokens -= take
+    else:
+        tokens = min(capacity, tokens + held)
+    need = take + held  # what the same request needs when it comes again
     return (
         Decision(
             allowed=allowed,
             limit_per_minute=per_minute,
             remaining=int(tokens),
-            retry_after_seconds=0 if allowed else max(1, math.ceil((1.0 - tokens) / refill)),
+            retry_after_seconds=0 if allowed else max(1, math.ceil((need - tokens) / refill)),
             reset_seconds=math.ceil((capacity - tokens) / refill),
         ),
         tokens,
@@ -82,6 +96,17 @@ class TokenBucket:
     [True, True, False]
     >>> bucket.take("k").retry_after_seconds, bucket.take("other").allowed
     (30, True)
+
+    A request that costs 3 tokens, of which it took 1 at the key check:
+
+    >>> bucket = TokenBucket(4)
+    >>> bucket.take("k").remaining, bucket.take("k", 2, held=1).remaining
+    (3, 1)
+    >>> bucket.take("k").remaining  # the next such request's key check takes the last one
+    0
+    >>> refused = bucket.take("k", 2, held=1)  # its 2 more are refused: the 1 is given back
+    >>> refused.allowed, refused.remaining, refused.retry_after_seconds
+    (False, 1, 30)
     """
 
     def __init__(self, per_minute: int) -> None:
@@ -89,12 +114,14 @@ class TokenBucket:
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> Decision:
+    def take(self, key: str, tokens: int = 1, held: int = 0) -> Decision:
+        """Take ``tokens`` of ``key``'s bucket; when refused, give back ``held`` (tokens the
+        same request took before)."""
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._state.get(key, (float(self.per_minute), now))
-            decision, tokens = _decide(self.per_minute, tokens, now, last)
-            self._state[key] = (tokens, now)
+            left, last = self._state.get(key, (float(self.per_minute), now))
+            decision, left = _decide(self.per_minute, left, now, last, tokens, held)
+            self._state[key] = (left, now)
         return decision
 
 
@@ -140,7 +167,8 @@ class SharedTokenBucket:
         """Create (or reset) the file: every bucket full."""
         Path(path).write_bytes(b"\0" * (_SLOT.size * N_SLOTS))
 
-    def take(self, key: str) -> Decision:
+    def take(self, key: str, tokens: int = 1, held: int = 0) -> Decision:
+        """As :meth:`TokenBucket.take`, in the shared file."""
         name = key.encode()[:32]
         start = zlib.crc32(name) % N_SLOTS
         now = time.monotonic()
@@ -149,17 +177,17 @@ class SharedTokenBucket:
             try:
                 for probe in range(N_SLOTS):
                     offset = ((start + probe) % N_SLOTS) * _SLOT.size
-                    stored, tokens, last = _SLOT.unpack_from(self._map, offset)
+                    stored, left, last = _SLOT.unpack_from(self._map, offset)
                     stored = stored.rstrip(b"\0")
                     if stored == name or not stored:
                         if not stored:
-                            tokens, last = float(self.per_minute), now
-                        decision, tokens = _decide(self.per_minute, tokens, now, last)
-                        _SLOT.pack_into(self._map, offset, name, tokens, now)
+                            left, last = float(self.per_minute), now
+                        decision, left = _decide(self.per_minute, left, now, last, tokens, held)
+                        _SLOT.pack_into(self._map, offset, name, left, now)
                         return decision
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
-        return self._overflow.take(key)
+        return self._overflow.take(key, tokens, held)
 
     def close(self) -> None:
         self._map.close()

@@ -8,6 +8,7 @@ Routes get these through the dependencies of :mod:`bundlewise.serving.deps`, nev
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -38,6 +39,22 @@ T = TypeVar("T")
 CARTS_AT_ONCE = 2
 #: /health waits this long for the feedback store's answer.
 HEALTH_TIMEOUT = 1.0
+
+
+def settle_heap() -> None:
+    """Collect, then move every object alive now (the model just loaded, the imported modules)
+    to the collector's permanent generation (:func:`gc.freeze`).
+
+    The model is some hundred thousand long-lived objects; left in the oldest generation, each
+    full collection walks them all (about 0.1 s with the GIL held, every few seconds under
+    load, since every request's short-lived objects count towards the next one), and any
+    request then waits for it. Frozen, they are never walked; a reload unfreezes them first,
+    so that the old model's cycles are collected once it is dropped, and closing the state
+    unfreezes them for good.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class Metrics:
@@ -173,6 +190,7 @@ class ServingState:
         self._cart_limiter: anyio.CapacityLimiter | None = None
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundlewise-health")
         self._probe: asyncio.Future[str | None] | None = None
+        settle_heap()
 
     def learns(self, model: Model) -> bool:
         """Whether the learning loop prices ``model``'s offers: ``--learn`` / ``BUNDLEWISE_LEARN``
@@ -237,6 +255,8 @@ class ServingState:
             self.learning = loop if learns else None
             self.model = new
             self.summary_cache = {}
+            del old
+            settle_heap()
         self.keys.refresh()
         return new
 
@@ -269,6 +289,7 @@ class ServingState:
             ) from None
 
     def close(self) -> None:
+        gc.unfreeze()  # the model goes back to the collector (the next one freezes its own)
         self.writer.shutdown(wait=False, cancel_futures=True)
         self._prober.shutdown(wait=False, cancel_futures=True)
         self.store.close()
@@ -283,4 +304,4 @@ def _swallow(future: Any) -> None:
         future.exception()
 
 
-__all__ = ["Metrics", "Model", "ServingState", "StoreBusy", "load_model"]
+__all__ = ["Metrics", "Model", "ServingState", "StoreBusy", "load_model", "settle_heap"]
