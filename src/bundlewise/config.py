@@ -310,6 +310,9 @@ class ComposerConfig:
         of Online Retail; see ``benchmarks/README.md``).
     beam_width
         Partial bundles kept per customer and size.
+    block_size
+        Customers whose interest is computed and searched at once (beam composer): memory
+        grows with it, never with the number of customers; the offers do not depend on it.
     """
 
     n_offers: int = 5
@@ -319,12 +322,14 @@ class ComposerConfig:
     method: str = "beam"
     knn_weight: float = 0.5
     beam_width: int = 30
+    block_size: int = 4096
 
     def __post_init__(self) -> None:
         if self.method not in ("beam", "heuristic"):
             raise ConfigError(f"`composer.method`={self.method!r} should be 'beam' or 'heuristic'.")
         _check_range("composer.knn_weight", self.knn_weight, 0.0, 100.0)
         _check_int("composer.beam_width", self.beam_width, 1)
+        _check_int("composer.block_size", self.block_size, 1)
         _check_int("composer.n_offers", self.n_offers, 1)
         _check_int("composer.max_bundle_size", self.max_bundle_size, 2)
         if self.max_bundle_size > 3:

@@ -8,6 +8,7 @@ max-normalized views with weights chosen on a validation window.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,15 +22,21 @@ from bundlewise.data import _sql
 
 @dataclass(frozen=True)
 class InterestMatrix:
-    """Dense interest of each customer (rows) in each item (columns)."""
+    """Interest of each customer (rows) in each item (columns), sparse: a customer's row holds
+    only the items they bought."""
 
     customer_ids: list[str]
     item_ids: list[str]
-    values: npt.NDArray[np.float64]
+    matrix: sp.csr_matrix
+
+    @property
+    def values(self) -> npt.NDArray[np.float64]:
+        """The same interest as a dense array (customers x items): for small stores only."""
+        return np.asarray(self.matrix.toarray(), dtype=np.float64)
 
     def binary(self) -> sp.csr_matrix:
         """Which items each customer bought (for fitting recommenders)."""
-        return sp.csr_matrix((self.values > 0).astype(np.float32))
+        return sp.csr_matrix((self.matrix > 0).astype(np.float32))
 
 
 def history_interest(order_lines: pa.Table, half_life_days: float = 120.0) -> InterestMatrix:
@@ -45,7 +52,7 @@ def history_interest(order_lines: pa.Table, half_life_days: float = 120.0) -> In
         con.register("known", known.select(["order_id", "customer_id", "item_id", "ts"]))
         items = [r[0] for r in con.execute(
             "SELECT DISTINCT item_id FROM lines ORDER BY 1").fetchall()]  # fmt: skip
-        rows = con.execute(
+        weights = con.sql(
             """
             WITH end_ts AS (SELECT max(ts) AS t FROM lines)
             SELECT customer_id, item_id,
@@ -54,17 +61,22 @@ def history_interest(order_lines: pa.Table, half_life_days: float = 120.0) -> In
                          / $half_life) AS w
             FROM known, end_ts GROUP BY customer_id, item_id
             """,
-            {"half_life": half_life_days},
-        ).fetchall()
+            params={"half_life": half_life_days},
+        ).to_arrow_table()
     finally:
         con.close()
-    customers = sorted({r[0] for r in rows})
-    row_of = {c: i for i, c in enumerate(customers)}
-    col_of = {item: j for j, item in enumerate(items)}
-    values = np.zeros((len(customers), len(items)), dtype=np.float64)
-    for customer, item, weight in rows:
-        values[row_of[customer], col_of[item]] = weight
-    return InterestMatrix(customers, items, values)
+    customers = sorted(set(pc.unique(weights.column("customer_id")).to_pylist()))
+    rows = pc.index_in(weights.column("customer_id"), value_set=pa.array(customers, pa.string()))
+    cols = pc.index_in(weights.column("item_id"), value_set=pa.array(items, pa.string()))
+    matrix = sp.csr_matrix(
+        (
+            weights.column("w").to_numpy().astype(np.float64),
+            (rows.to_numpy().astype(np.int64), cols.to_numpy().astype(np.int64)),
+        ),
+        shape=(len(customers), len(items)),
+    )
+    matrix.sort_indices()
+    return InterestMatrix(customers, items, matrix)
 
 
 def customer_sequences(
@@ -117,11 +129,7 @@ def blend(views: dict[str, npt.ArrayLike], weights: dict[str, float]) -> npt.NDA
     >>> blend({"a": [[1.0, 0.0]], "b": [[0.0, 2.0]]}, {"a": 1.0, "b": 0.5}).tolist()
     [[1.0, 0.5]]
     """
-    unknown = set(weights) - set(views)
-    if unknown:
-        raise KeyError(f"weights for unknown views {sorted(unknown)}; views: {sorted(views)}")
-    if any(w < 0 for w in weights.values()):
-        raise ValueError(f"weights must be >= 0, got {weights}.")
+    _check_weights(views, weights)
     total: npt.NDArray[np.float64] | None = None
     for name, weight in weights.items():
         part = weight * max_normalize(views[name])
@@ -133,4 +141,81 @@ def blend(views: dict[str, npt.ArrayLike], weights: dict[str, float]) -> npt.NDA
     return total
 
 
-__all__ = ["InterestMatrix", "blend", "customer_sequences", "history_interest", "max_normalize"]
+def row_max(matrix: sp.csr_matrix) -> npt.NDArray[np.float64]:
+    """Each row's largest stored value, 0 for a row without stored values (clipped at 0).
+
+    Examples
+    --------
+    >>> row_max(sp.csr_matrix([[0.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])).tolist()
+    [2.0, 0.0, 0.0]
+    """
+    counts = np.diff(matrix.indptr)
+    top = np.zeros(matrix.shape[0], dtype=np.float64)
+    filled = counts > 0
+    if matrix.nnz:
+        top[filled] = np.maximum.reduceat(matrix.data, matrix.indptr[:-1][filled])
+    return np.maximum(top, 0.0)
+
+
+def max_normalize_csr(values: sp.spmatrix) -> sp.csr_matrix:
+    """:func:`max_normalize` of a sparse matrix, without densifying it: the same values, bit
+    for bit, where the matrix stores one (a copy; float64 CSR).
+
+    Examples
+    --------
+    >>> max_normalize_csr(sp.csr_matrix([[2.0, -1.0, 1.0], [0.0, 0.0, 0.0]])).toarray().tolist()
+    [[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]]
+    """
+    x = sp.csr_matrix(values, dtype=np.float64, copy=True)
+    np.maximum(x.data, 0.0, out=x.data)
+    top = row_max(x)
+    x.data /= np.repeat(np.where(top > 0, top, 1.0), np.diff(x.indptr))
+    return x
+
+
+def blend_csr(views: dict[str, sp.spmatrix], weights: dict[str, float]) -> sp.csr_matrix:
+    """:func:`blend` of sparse views: the same values, bit for bit, as a float64 CSR matrix
+    with sorted indices.
+
+    Raises
+    ------
+    KeyError, ValueError
+        As :func:`blend`.
+
+    Examples
+    --------
+    >>> a, b = sp.csr_matrix([[1.0, 0.0]]), sp.csr_matrix([[0.0, 2.0]])
+    >>> blend_csr({"a": a, "b": b}, {"a": 1.0, "b": 0.5}).toarray().tolist()
+    [[1.0, 0.5]]
+    """
+    _check_weights(views, weights)
+    total: sp.csr_matrix | None = None
+    for name, weight in weights.items():
+        part = sp.csr_matrix(weight * max_normalize_csr(views[name]))
+        if total is not None and part.shape != total.shape:
+            raise ValueError(f"view {name!r} has shape {part.shape}, expected {total.shape}.")
+        total = part if total is None else sp.csr_matrix(total + part)
+    if total is None:
+        raise ValueError("no weights given.")
+    total.sort_indices()
+    return total
+
+
+def _check_weights(views: Mapping[str, object], weights: dict[str, float]) -> None:
+    unknown = set(weights) - set(views)
+    if unknown:
+        raise KeyError(f"weights for unknown views {sorted(unknown)}; views: {sorted(views)}")
+    if any(w < 0 for w in weights.values()):
+        raise ValueError(f"weights must be >= 0, got {weights}.")
+
+
+__all__ = [
+    "InterestMatrix",
+    "blend",
+    "blend_csr",
+    "customer_sequences",
+    "history_interest",
+    "max_normalize",
+    "max_normalize_csr",
+    "row_max",
+]
