@@ -20,6 +20,12 @@ and rank all pairs and triples by
 lift over the bundle's pairs). The output has the columns of
 :func:`bundlewise.composer.compose_candidates`, so :func:`bundlewise.composer.price_offers`
 prices it unchanged.
+
+Customers are handled in blocks (``composer.block_size``): a block's interest is a sparse
+matrix (only the items it bought and their neighbours), and its search is array operations over
+all its customers at once, so memory grows with the block, not with customers x items. The
+result does not depend on the block size and is, bit for bit, what searching one customer at a
+time over dense interest gives.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Customer x item interest matrices for the beam-search composer, and their blend.
 
 ``history_interest`` is the frequency x recency weight of the first composer,
-:math:`\\log(1 + n_{ui})\\, 2^{-\\Delta_{ui}/h}`; any :class:`~bundlewise.models.Recommender`
-fitted on the binary customer x item matrix adds a collaborative view; :func:`blend` mixes
-max-normalized views with weights chosen on a validation window.
+:math:`\\log(1 + n_{ui})\\, 2^{-\\Delta_{ui}/h}`, as a sparse matrix; any
+:class:`~bundlewise.models.Recommender` fitted on the binary customer x item matrix adds a
+collaborative view; :func:`blend` mixes max-normalized views with weights chosen on a validation
+window (:func:`blend_csr`: the same for sparse views, a block of customers at a time).
 """
 
 from __future__ import annotations
