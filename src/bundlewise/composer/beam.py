@@ -63,10 +63,10 @@ _SCHEMA = pa.schema(
 )
 
 #: Interest blocks: (customer ids, interest of those customers as CSR rows).
+InterestBlocks = Iterable[tuple[Sequence[str], sp.csr_matrix]]
 
 #: Cells (customers x items) of the dense scratch array the search looks interest up in.
 SCRATCH_CELLS = 2**22
-InterestBlocks = Iterable[tuple[Sequence[str], sp.csr_matrix]]
 
 
 def _ranges(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
