@@ -179,7 +179,7 @@ def _child(orders: Path, config_toml: str, log: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Workspace(tmp)
         _peak_kib()
-        emit({"start": "ingest"})
+        emit({"start": "ingest", "at": time.time()})
         start = time.perf_counter()
         ingested = ingest(workspace, orders, config)
         emit({"step": "ingest", "seconds": time.perf_counter() - start, "peak_kib": _peak_kib()})
@@ -193,7 +193,7 @@ def _child(orders: Path, config_toml: str, log: Path) -> None:
                 _peak_kib()
             current[:] = [None, now] if " skipped: " in message else [message, now]
             if current[0] is not None:
-                emit({"start": message})
+                emit({"start": message, "at": time.time()})
 
         result = train(workspace, config, on_step)
         if current[0] is not None:
@@ -244,11 +244,12 @@ def measure(orders: Path, config_toml: str, max_rss_gb: float) -> dict[str, Any]
             cmd += ["--config-text", config_toml]
         start = time.perf_counter()
         child = subprocess.Popen(cmd)
-        peak, killed = 0, False
+        peak, killed, killed_at = 0, False, 0.0
         while child.poll() is None:
             rss = _rss_kib(child.pid)
             peak = max(peak, rss)
             if rss > max_rss_gb * 2**20:
+                killed_at = time.time()
                 child.kill()
                 killed = True
                 child.wait()
@@ -268,11 +269,12 @@ def measure(orders: Path, config_toml: str, max_rss_gb: float) -> dict[str, Any]
         "exit_code": child.returncode,
     }
     if killed:
-        started = [r["start"] for r in records if "start" in r]
+        started = [r for r in records if "start" in r]
         out["killed"] = {
             "above_gib": max_rss_gb,
             "after_seconds": wall,
-            "in_step": started[-1] if started else "?",
+            "in_step": started[-1]["start"] if started else "?",
+            "in_step_seconds": killed_at - started[-1]["at"] if started else None,
         }
     if done is not None:
         out.update({k: v for k, v in done.items() if k not in ("done", "timings")})
@@ -337,8 +339,9 @@ def main() -> None:
             if "killed" in measured:
                 k = measured["killed"]
                 print(
-                    f"killed in {k['in_step']} above {k['above_gib']} GiB "
-                    f"after {k['after_seconds']:.0f} s"
+                    f"killed in {k['in_step']} above {k['above_gib']} GiB after "
+                    f"{k['in_step_seconds'] or 0:.0f} s in that step "
+                    f"({k['after_seconds']:.0f} s in all)"
                 )
             print(
                 f"total {measured['wall_seconds']:.1f} s, peak {measured['peak_rss_gib']:.2f} GiB"
