@@ -13,7 +13,8 @@ purchase invoices (so basket sizes and item popularity are those of the bundled 
 the orders of one original customer in one copy split among ``m`` new customers. Orders
 without a customer get one of their own (a store shaped like Ta-Feng, where every line has a
 customer). ``k``, the sampling share and ``m`` are chosen to come closest to the asked
-numbers of lines, items and customers. Only lines that cleaning would keep are sampled (no
+numbers of lines, items and customers (customers lie between the copies' own customers, at
+``m = 1``, and one per order). Only lines that cleaning would keep are sampled (no
 cancellations, postage or fees, zero quantities or prices), so the counts are about those of
 the cleaned store (exact duplicate lines are still removed at ingest).
 
