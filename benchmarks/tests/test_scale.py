@@ -18,12 +18,14 @@ def test_synthetic_store_has_the_asked_shape_and_the_bundled_baskets(tmp_path: P
     facts = scale.build_store(out, n_lines=60_000, n_customers=2_100, n_items=6_000, seed=1)
     assert facts["copies"] >= 2
     con = duckdb.connect()
-    lines, customers, items, orders, anonymous = con.execute(
+    row = con.execute(
         """SELECT count(*), count(DISTINCT "Customer ID"), count(DISTINCT StockCode),
                   count(DISTINCT Invoice), count(*) FILTER (WHERE "Customer ID" IS NULL)
            FROM read_parquet($p)""",
         {"p": str(out)},
     ).fetchone()
+    assert row is not None
+    lines, customers, items, orders, anonymous = row
     assert (lines, customers, items) == (facts["n_lines"], facts["n_customers"], facts["n_items"])
     assert lines == pytest.approx(60_000, rel=0.1)
     assert customers == pytest.approx(2_100, rel=0.05)
