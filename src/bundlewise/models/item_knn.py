@@ -20,7 +20,6 @@ import scipy.sparse as sp
 
 from bundlewise.models.base import FloatMatrix, IntArray, Recommender
 
-
 #: Items whose co-occurrence rows are computed at once in :meth:`ItemKNNRecommender.fit`.
 ITEM_BLOCK = 2048
 
