@@ -26,6 +26,7 @@ from bundlewise.learning.policy import (
     ThompsonPolicy,
     UCBPolicy,
     next_explore_rate,
+    offer_context,
 )
 from bundlewise.learning.posterior import ResponsePosterior
 from bundlewise.pricing import Guardrails, violated_rules
@@ -205,6 +206,22 @@ def test_bundles_without_a_ladder_are_refused() -> None:
         policy.decide("ann", ("gold",), "k")
     with pytest.raises(KeyError, match="unknown item id"):
         policy.decide("ann", ("mug", "nope"), "k")
+
+
+def test_offer_context_is_the_pricers_price_response() -> None:
+    pricer = make_pricer()
+    for customer in ("ann", "bob", "stranger", None):
+        for items in (MUG_TEA, MUG_POT, ("pot", "mug", "tea")):
+            ctx = offer_context(pricer, customer, items)
+            rows = pricer.price_rows([customer], [list(items)])
+            assert ctx.customer_key == rows.customer_key[0]
+            assert ctx.segment == rows.segment[0]
+            assert ctx.appeal == float(rows.appeal[0])
+            assert ctx.list_total_minor == int(rows.list_total_minor[0])
+            assert ctx.cost_minor == int(rows.cost_minor[0])
+            assert ctx.bundle == tuple(sorted(items))
+    with pytest.raises(GuardrailViolation, match="no list price"):
+        offer_context(pricer, "ann", ("mug", "free"))
 
 
 # -- the learner ---------------------------------------------------------------------------
