@@ -499,11 +499,11 @@ class LearningConfig:
 
     enabled: bool = False
     n_rungs: int = 5
-    prior_sd_appeal: float = 1.0
+    prior_sd_appeal: float = 4.0
     prior_sd_sensitivity: float = 4.0
     bundle_sd: float = 0.5
-    forgetting: float = 0.999
-    max_explore_share: float = 0.2
+    forgetting: float = 0.9999
+    max_explore_share: float = 0.1
     max_profit_given_up: float = 0.05
     mc_draws: int = 256
     refresh_events: int = 50
