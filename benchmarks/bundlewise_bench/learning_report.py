@@ -47,12 +47,13 @@ def _regret_plot(result: dict[str, Any]) -> str:
             style, width = _STYLE.get(key, (":", 1.0))
             x = c["offers"]
             mean = [v / 100 for v in c["cum_regret"]["mean"]]
-            ax.plot(x, mean, style, linewidth=width, label=e["label"])
+            (line,) = ax.plot(x, mean, style, linewidth=width, label=e["label"])
             ax.fill_between(
                 x,
                 [v / 100 for v in c["cum_regret"]["lo"]],
                 [v / 100 for v in c["cum_regret"]["hi"]],
-                alpha=0.15,
+                color=line.get_color(),
+                alpha=0.12,
             )
         if r["market"]["scale_after"] is not None:
             ax.axvline(r["market"]["shift_at"] * result["n_offers"], color="grey", linewidth=0.8)

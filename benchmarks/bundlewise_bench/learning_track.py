@@ -616,17 +616,22 @@ def ope_report(bench: Bench, run: RunResult, market: Market, n_sim: int) -> dict
         opp = pool.opportunity[sim_offers]
         sim = (price - pool.cost[sim_offers] - opp) * yes + opp
         half = 1.96 * float(sim.std(ddof=1)) / math.sqrt(n_sim)
+        target = table[offers]
         est = evaluate_policy(
             {"profit": log["reward"]},
             log["arms"],
             log["propensity"],
-            table[offers],
+            target,
             {"profit": q_hat[offers]},
             logged_probs=log["probs"],
         )["profit"]
+        unsupported = float((target * (log["probs"] == 0.0)).sum(axis=1).mean())
         out[name] = {
             "label": label,
             "truth": truth,
+            # the target's probability on arms the logging policy gave probability 0 (never
+            # shown there): IPS and SNIPS cannot see that mass, DR fills it from its model
+            "unsupported_share": unsupported,
             "simulated": {
                 "mean": float(sim.mean()),
                 "lo": sim.mean() - half,
@@ -636,6 +641,7 @@ def ope_report(bench: Bench, run: RunResult, market: Market, n_sim: int) -> dict
                 k: {
                     **e.as_dict(),
                     "error_pct": 100.0 * (e.value - truth) / truth,
+                    "half_width_pct": 100.0 * (e.upper - e.lower) / 2.0 / truth,
                     "covers_truth": bool(e.lower <= truth <= e.upper),
                 }
                 for k, e in est.items()
@@ -717,6 +723,7 @@ def summarize(runs: list[RunResult], last: int, n_points: int = 40) -> dict[str,
     out["prices_checked"] = int(sum(r.n_checked for r in runs))
     out["seeds"] = [r.seed for r in runs]
     out["per_seed_regret"] = [m["regret"] for m in metrics]
+    out["per_seed_pct_of_oracle_last"] = [m["pct_of_oracle_last"] for m in metrics]
     out["curves"] = _curves(runs, n_points)
     if runs[0].extra:
         budgets = [r.extra["budget"] for r in runs]
@@ -1000,10 +1007,15 @@ def _ope_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             "label": rows[0]["label"],
             "truth": mean_ci([r["truth"] for r in rows]),
             "simulated": mean_ci([r["simulated"]["mean"] for r in rows]),
+            "unsupported_share": mean_ci([r["unsupported_share"] for r in rows]),
             "estimators": {
                 est: {
                     "error_pct": mean_ci([r["estimates"][est]["error_pct"] for r in rows]),
                     "abs_error_pct_max": max(abs(r["estimates"][est]["error_pct"]) for r in rows),
+                    "per_seed_error_pct": [r["estimates"][est]["error_pct"] for r in rows],
+                    "half_width_pct": mean_ci(
+                        [r["estimates"][est]["half_width_pct"] for r in rows]
+                    ),
                     "ess": mean_ci([r["estimates"][est]["ess"] for r in rows]),
                     "coverage": sum(r["estimates"][est]["covers_truth"] for r in rows) / len(rows),
                     "warnings": sum(r["estimates"][est]["warning"] is not None for r in rows),
@@ -1095,7 +1107,8 @@ def format_learning(result: dict[str, Any]) -> str:
                     f"truth {t['truth']['mean'] / 100:7.3f} "
                     f"error {err['mean']:+6.2f}% [{err['lo']:+6.2f},{err['hi']:+6.2f}] "
                     f"max |err| {e['abs_error_pct_max']:5.2f}% ESS {e['ess']['mean']:8.0f} "
-                    f"CI covers {e['coverage']:.0%}"
+                    f"CI +-{e['half_width_pct']['mean']:.0f}% covers {e['coverage']:.0%} "
+                    f"unsupported {t['unsupported_share']['mean']:.1%}"
                 )
     if ope_lines:
         lines += ["", "Off-policy evaluation from the logged Thompson runs (profit per offer):"]
