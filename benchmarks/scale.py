@@ -31,6 +31,7 @@ memory passes ``--max-rss-gb`` and reports the step it was in.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -49,10 +50,63 @@ from bundlewise import __version__
 from bundlewise.config import ONLINE_RETAIL_NON_PRODUCTS, Config, load_config
 from bundlewise.pipeline import bundled_dataset_path
 
-#: (lines, customers, items) of the named synthetic shapes.
+#: (lines, customers, items) of the named synthetic shapes. ``grow-*``: the catalog grows with
+#: the store (10M lines: about 400k orders, 80k products, 80k customers); ``fixed-*``: the
+#: bundled catalog (about 4.2k products) with more orders and customers (85k at 10M lines).
 SHAPES: dict[str, tuple[int, int, int]] = {
     "grocery": (817_741, 32_266, 23_812),
+    "grow-0.5m": (500_000, 4_000, 4_000),
+    "grow-2m": (2_000_000, 16_000, 16_000),
+    "grow-10m": (10_000_000, 80_000, 80_000),
+    "fixed-0.5m": (500_000, 4_250, 0),
+    "fixed-2m": (2_000_000, 17_000, 0),
+    "fixed-10m": (10_000_000, 85_000, 0),
 }
+
+#: Named series of shapes whose per-step growth exponents are fitted.
+SERIES: dict[str, tuple[str, ...]] = {
+    "grow": ("grow-0.5m", "grow-2m", "grow-10m"),
+    "fixed": ("fixed-0.5m", "fixed-2m", "fixed-10m"),
+}
+
+
+def _is_fixed(shape: str) -> bool:
+    return shape.startswith("fixed-")
+
+
+def growth_exponents(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per step, the least-squares slope of log(seconds) and log(peak RSS) against log(lines)
+    over the finished runs of one series (1.0 is linear growth)."""
+    import math
+
+    by_step: dict[str, list[tuple[float, float, float]]] = {}
+    for run in runs:
+        lines = run.get("n_lines")
+        if not lines or "killed" in run:
+            continue
+        for row in run["steps"]:
+            by_step.setdefault(row["step"], []).append(
+                (
+                    math.log(lines),
+                    math.log(max(row["seconds"], 1e-3)),
+                    math.log(row["peak_rss_gib"]),
+                )
+            )
+    out: dict[str, dict[str, float]] = {}
+    for step, points in by_step.items():
+        if len(points) < 2:
+            continue
+        xs = [p[0] for p in points]
+        mean_x = sum(xs) / len(xs)
+        var = sum((x - mean_x) ** 2 for x in xs)
+
+        slopes = []
+        for k in (1, 2):
+            mean_y = sum(p[k] for p in points) / len(points)
+            slopes.append(sum((p[0] - mean_x) * (p[k] - mean_y) for p in points) / var)
+        out[step] = {"seconds": round(slopes[0], 3), "peak_rss": round(slopes[1], 3)}
+    return out
+
 
 _PURCHASES = """
 CREATE OR REPLACE TEMP TABLE src AS
@@ -81,7 +135,7 @@ COPY (
         FROM (SELECT DISTINCT new_customer FROM picked)
     )
     SELECT printf('%d%s', p.j, s.Invoice) AS Invoice,
-           printf('%s-%d', s.StockCode, p.j) AS StockCode,
+           {stock_code} AS StockCode,
            s.Description, s.Quantity, s.InvoiceDate, s.Price,
            ids.customer_number AS "Customer ID", s.Country
     FROM picked p JOIN src s USING (Invoice) JOIN ids USING (new_customer)
@@ -90,13 +144,14 @@ COPY (
 """
 
 
-def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+def _counts(con: duckdb.DuckDBPyConnection, new_item_ids: bool = True) -> tuple[int, int, int]:
     """(lines, customers, product items) of the current ``picked`` sample."""
+    item = "(s.StockCode, p.j)" if new_item_ids else "s.StockCode"
     row = con.execute(
-        """
+        f"""
         SELECT (SELECT sum(n_lines) FROM picked),
                (SELECT count(DISTINCT new_customer) FROM picked),
-               (SELECT count(DISTINCT (s.StockCode, p.j)) FROM picked p JOIN src s USING (Invoice))
+               (SELECT count(DISTINCT {item}) FROM picked p JOIN src s USING (Invoice))
         """
     ).fetchone()
     assert row is not None
@@ -104,10 +159,18 @@ def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
 
 
 def build_store(
-    out: Path, n_lines: int, n_customers: int, n_items: int, seed: int = 0
+    out: Path,
+    n_lines: int,
+    n_customers: int,
+    n_items: int,
+    seed: int = 0,
+    new_item_ids: bool = True,
 ) -> dict[str, Any]:
     """Write a synthetic store of about the asked shape to ``out`` (Parquet, the bundled
-    file's columns) and return its parameters and counts."""
+    file's columns) and return its parameters and counts.
+
+    With ``new_item_ids=False`` every copy sells the bundled catalog itself (the fixed-catalog
+    shape: more orders and customers, the same items; ``n_items`` is then ignored)."""
     pattern = "^(" + "|".join(f"(?:{p})" for p in ONLINE_RETAIL_NON_PRODUCTS) + ")$"
     con = duckdb.connect()
     try:
@@ -118,12 +181,17 @@ def build_store(
             "SELECT count(*), count(DISTINCT StockCode) FROM src"
         ).fetchone() or (0, 0)
         best: tuple[float, int, float, int, tuple[int, int, int]] | None = None
-        for k in range(max(1, n_items // src_items), n_items // src_items + 3):
+        if new_item_ids:
+            copies = range(max(1, n_items // src_items), n_items // src_items + 3)
+        else:
+            copies = range(max(1, -(-n_lines // src_lines)), -(-n_lines // src_lines) + 2)
+            n_items = src_items
+        for k in copies:
             share = min(1.0, n_lines / (k * src_lines))
 
             def sample(m: int, k: int = k, share: float = share) -> tuple[int, int, int]:
                 con.execute(_SAMPLE, {"k": k, "share": share, "m": m, "seed": seed})
-                return _counts(con)
+                return _counts(con, new_item_ids)
 
             # customers grow with m: the smallest m that reaches the target, or the one below
             low, high = 1, 256
@@ -144,7 +212,8 @@ def build_store(
         _, k, share, m, counts = best
         con.execute(_SAMPLE, {"k": k, "share": share, "m": m, "seed": seed})
         out.parent.mkdir(parents=True, exist_ok=True)
-        con.execute(_WRITE.format(out=str(out).replace("'", "''")))
+        stock_code = "printf('%s-%d', s.StockCode, p.j)" if new_item_ids else "s.StockCode"
+        con.execute(_WRITE.format(out=str(out).replace("'", "''"), stock_code=stock_code))
     finally:
         con.close()
     return {
@@ -155,6 +224,7 @@ def build_store(
         "n_lines": counts[0],
         "n_customers": counts[1],
         "n_items": counts[2],
+        "new_item_ids": new_item_ids,
     }
 
 
@@ -282,6 +352,167 @@ def measure(orders: Path, config_toml: str, max_rss_gb: float) -> dict[str, Any]
     return out
 
 
+#: The mining tools compared on the same baskets: bundlewise's DuckDB pair statistics, then
+#: mlxtend's fpgrowth and efficient-apriori with the same minimum count and pairs only.
+MINERS = ("bundlewise", "mlxtend-fpgrowth", "efficient-apriori")
+
+_BASKETS = """
+COPY (
+    WITH lines AS (
+        SELECT DISTINCT Invoice AS order_id, CAST(StockCode AS VARCHAR) AS item_id
+        FROM read_parquet($path)
+        WHERE NOT starts_with(Invoice, 'C') AND Quantity > 0 AND Price > 0
+    ), sizes AS (SELECT order_id, count(*) AS n FROM lines GROUP BY order_id)
+    SELECT order_id, item_id FROM lines JOIN sizes USING (order_id) WHERE n <= {max_items}
+    ORDER BY order_id, item_id
+) TO '{out}' (FORMAT parquet)
+"""
+
+
+def _mine_child(miner: str, baskets: Path, min_count: int, out: Path) -> None:
+    """Count the pairs of ``baskets`` with ``miner``; write the count and a checksum."""
+    import pyarrow.parquet as pq
+
+    lines = pq.read_table(baskets)
+    start = time.perf_counter()
+    pairs: dict[tuple[str, str], int] = {}
+    if miner == "bundlewise":
+        from bundlewise.mining import PairMiner
+
+        fitted = PairMiner(min_count=min_count).fit(lines)  # baskets are capped already
+        seconds = time.perf_counter() - start
+        n_orders = fitted.n_orders_
+        t = fitted.pairs_
+        for a, b, n in zip(
+            t.column("item_a").to_pylist(),
+            t.column("item_b").to_pylist(),
+            t.column("n_ab").to_pylist(),
+            strict=True,
+        ):
+            pairs[(a, b)] = int(n)
+    else:
+        grouped = lines.group_by("order_id").aggregate([("item_id", "list")])
+        baskets_list = grouped.column("item_id_list").to_pylist()
+        n_orders = len(baskets_list)
+        support = min_count / n_orders
+        if miner == "mlxtend-fpgrowth":
+            import pandas as pd  # type: ignore[import-untyped]
+            from mlxtend.frequent_patterns import fpgrowth
+            from mlxtend.preprocessing import TransactionEncoder
+
+            encoder = TransactionEncoder()
+            onehot = encoder.fit(baskets_list).transform(baskets_list, sparse=True)
+            frame = pd.DataFrame.sparse.from_spmatrix(onehot, columns=encoder.columns_)
+            found = fpgrowth(frame, min_support=support - 1e-12, use_colnames=True, max_len=2)
+            for itemset, share in zip(found["itemsets"], found["support"], strict=True):
+                if len(itemset) == 2:
+                    a, b = sorted(itemset)
+                    pairs[(a, b)] = round(share * n_orders)
+        elif miner == "efficient-apriori":
+            from efficient_apriori import apriori
+
+            itemsets, _ = apriori(
+                [tuple(b) for b in baskets_list],
+                min_support=support - 1e-12,
+                min_confidence=0.0,
+                max_length=2,
+            )
+            for (a, b), n in itemsets.get(2, {}).items():
+                x, y = sorted((a, b))
+                pairs[(x, y)] = int(n)
+        else:
+            raise SystemExit(f"unknown miner {miner!r}")
+        seconds = time.perf_counter() - start
+    digest = hashlib.blake2b(digest_size=8)
+    for key in sorted(pairs):
+        digest.update(f"{key[0]}\t{key[1]}\t{pairs[key]}\n".encode())
+    out.write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "n_orders": n_orders,
+                "n_pairs": len(pairs),
+                "pairs_digest": digest.hexdigest(),
+            }
+        ),
+        encoding="utf-8",
+    )
+
+
+def compare_miners(
+    orders: Path, max_rss_gb: float, timeout_s: float, min_count: int = 5, max_items: int = 150
+) -> list[dict[str, Any]]:
+    """Every tool of :data:`MINERS` on the same baskets (orders of at most ``max_items``
+    distinct items), each in a child process stopped after ``timeout_s``."""
+    import importlib.util
+
+    missing = [m for m in ("mlxtend", "efficient_apriori") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SystemExit(
+            f"--peers needs {' and '.join(missing)}: pip install -e './benchmarks[peers]'"
+        )
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        baskets = Path(tmp) / "baskets.parquet"
+        con = duckdb.connect()
+        con.execute(
+            _BASKETS.format(out=str(baskets).replace("'", "''"), max_items=int(max_items)),
+            {"path": str(orders)},
+        )
+        con.close()
+        for miner in MINERS:
+            out = Path(tmp) / f"{miner}.json"
+            cmd = [
+                sys.executable,
+                __file__,
+                "--mine-child",
+                miner,
+                "--baskets",
+                str(baskets),
+                "--min-count",
+                str(min_count),
+                "--mine-out",
+                str(out),
+            ]
+            ran = _watch(cmd, max_rss_gb, timeout_s)
+            row: dict[str, Any] = {"miner": miner, **ran}
+            if out.exists():
+                row.update(json.loads(out.read_text(encoding="utf-8")))
+            results.append(row)
+    first = results[0].get("pairs_digest")
+    for row in results:
+        if "pairs_digest" in row:
+            row["same_pairs_as_bundlewise"] = row["pairs_digest"] == first
+    return results
+
+
+def _watch(cmd: list[str], max_rss_gb: float, timeout_s: float) -> dict[str, Any]:
+    """Run ``cmd``; its wall seconds, peak RSS, and whether it was stopped (memory or time)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd)
+    peak, stopped = 0, ""
+    while child.poll() is None:
+        rss = _rss_kib(child.pid)
+        peak = max(peak, rss)
+        if rss > max_rss_gb * 2**20:
+            stopped = f"above {max_rss_gb} GiB"
+        elif time.perf_counter() - start > timeout_s:
+            stopped = f"after {timeout_s:.0f} s"
+        if stopped:
+            child.kill()
+            child.wait()
+            break
+        time.sleep(0.1)
+    out: dict[str, Any] = {
+        "wall_seconds": time.perf_counter() - start,
+        "peak_rss_gib": peak / 2**20,
+        "exit_code": child.returncode,
+    }
+    if stopped:
+        out["stopped"] = stopped
+    return out
+
+
 def _config_text(overrides: list[str]) -> str:
     """TOML for ``section.key=value`` overrides (values parsed as TOML)."""
     sections: dict[str, list[str]] = {}
@@ -309,12 +540,30 @@ def main() -> None:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--config-text", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--series", action="append", default=[], choices=sorted(SERIES))
+    parser.add_argument("--fixed-catalog", action="store_true", help="with --build")
+    parser.add_argument("--peers", action="store_true", help="compare mining tools too")
+    parser.add_argument("--peer-timeout", type=float, default=300.0, help="seconds per tool")
+    parser.add_argument("--mine-child", choices=MINERS, help=argparse.SUPPRESS)
+    parser.add_argument("--baskets", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--min-count", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--mine-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         _child(args.child, args.config_text, args.log)
         return
+    if args.mine_child is not None:
+        _mine_child(args.mine_child, args.baskets, args.min_count, args.mine_out)
+        return
     if args.build is not None:
-        built = build_store(args.build, args.lines, args.customers, args.items, args.seed)
+        built = build_store(
+            args.build,
+            args.lines,
+            args.customers,
+            args.items,
+            args.seed,
+            new_item_ids=not args.fixed_catalog,
+        )
         print(json.dumps(built, indent=2))
         return
     config_toml = _config_text(args.set)
@@ -322,17 +571,24 @@ def main() -> None:
         load_config(_write_tmp(config_toml))  # fail early on a bad override
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for store in args.store or ["grocery", "bundled"]:
+        stores = list(args.store or [])
+        for name in args.series:
+            stores += [s for s in SERIES[name] if s not in stores]
+        for store in stores or ["grocery", "bundled"]:
             facts: dict[str, Any] = {}
             if store == "bundled":
                 orders = bundled_dataset_path()
             elif store in SHAPES:
                 orders = Path(tmp) / f"{store}.parquet"
-                facts = build_store(orders, *SHAPES[store], seed=args.seed)
+                facts = build_store(
+                    orders, *SHAPES[store], seed=args.seed, new_item_ids=not _is_fixed(store)
+                )
             else:
                 orders = Path(store)
             print(f"{store}: {facts or orders.name}", flush=True)
             measured = measure(orders, config_toml, args.max_rss_gb)
+            if args.peers:
+                measured["miners"] = compare_miners(orders, args.max_rss_gb, args.peer_timeout)
             results.append({"store": store, "synthetic": facts, **measured})
             print(f"{'step':<18}{'seconds':>10}{'peak RSS GiB':>14}")
             for row in measured["steps"]:
@@ -349,6 +605,26 @@ def main() -> None:
                 f"\n",
                 flush=True,
             )
+            for row in measured.get("miners", []):
+                same = row.get("same_pairs_as_bundlewise")
+                state = row.get("stopped") or (
+                    f"{row['n_pairs']:,} pairs, same as bundlewise: {same}"
+                    if "n_pairs" in row
+                    else f"exit {row['exit_code']}"
+                )
+                mined = f"{row['seconds']:.1f} s mining" if "seconds" in row else "-"
+                print(
+                    f"  {row['miner']:<20}{mined:>16}{row['peak_rss_gib']:>8.2f} GiB  {state}",
+                    flush=True,
+                )
+        exponents = {
+            name: growth_exponents([r for r in results if r["store"] in SERIES[name]])
+            for name in args.series
+        }
+        for name, by_step in exponents.items():
+            print(f"growth exponents ({name}): step, seconds, peak RSS")
+            for step, fit in by_step.items():
+                print(f"  {step:<18}{fit['seconds']:>8.2f}{fit['peak_rss']:>8.2f}")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
@@ -361,6 +637,7 @@ def main() -> None:
                 "load_average_at_end": load,
                 "overrides": args.set,
                 "stores": results,
+                "growth_exponents": exponents,
             },
             indent=2,
         ),
