@@ -288,6 +288,41 @@ class MiningConfig:
         _check_int("mining.n_partners", self.n_partners, 1)
 
 
+#: A DuckDB memory size: a number and a unit (``"4GB"``, ``"512MiB"``).
+_MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """What the embedded engine (DuckDB) may use on this machine.
+
+    Parameters
+    ----------
+    memory_limit
+        Memory of each DuckDB connection (``"4GB"``, ``"512MiB"``); past it, joins, sorts and
+        aggregations spill to ``temp_directory`` instead of growing. ``""``: DuckDB's own
+        default (80% of the machine's memory). The Arrow tables the pipeline holds in Python
+        come on top of it.
+    temp_directory
+        Where DuckDB spills; ``""``: a ``bundlewise-duckdb`` folder in the system's temporary
+        directory.
+    threads
+        Threads of each DuckDB connection; 0: one per core.
+    """
+
+    memory_limit: str = "4GB"
+    temp_directory: str = ""
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.memory_limit and not _MEMORY_SIZE.match(self.memory_limit):
+            raise ConfigError(
+                f"`resources.memory_limit`={self.memory_limit!r} is not a memory size; "
+                'write a number and a unit, e.g. "4GB" or "512MiB" ("" for DuckDB\'s default).'
+            )
+        _check_int("resources.threads", self.threads, 0)
+
+
 @dataclass(frozen=True)
 class ComposerConfig:
     """Candidate bundles per customer.
@@ -546,6 +581,7 @@ class Config:
     composer: ComposerConfig = field(default_factory=ComposerConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -556,6 +592,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "composer": ComposerConfig,
     "pricing": PricingConfig,
     "learning": LearningConfig,
+    "resources": ResourcesConfig,
 }
 
 
@@ -633,6 +670,7 @@ __all__ = [
     "LearningConfig",
     "MiningConfig",
     "PricingConfig",
+    "ResourcesConfig",
     "config_from_dict",
     "load_config",
 ]

@@ -28,7 +28,7 @@ from bundlewise.composer.cold_start import cold_start_partners
 from bundlewise.composer.explain import Encoder, offers_by_customer, pair_text_similarity
 from bundlewise.composer.offers import PricedOffers, weekly_units
 from bundlewise.config import Config
-from bundlewise.data import IngestResult, Workspace
+from bundlewise.data import IngestResult, Workspace, _sql
 from bundlewise.exceptions import WorkspaceError
 from bundlewise.mining import PairMiner
 from bundlewise.money import currency_exponent, from_minor_units
@@ -117,7 +117,9 @@ def _model_version(workspace: Workspace, config: Config) -> str:
     with workspace.connect(read_only=True) as con:
         sources = [r[0] for r in con.execute("SELECT sha256 FROM ingests ORDER BY 1").fetchall()]
     digest = hashlib.blake2b(digest_size=4)
-    digest.update(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    settings = asdict(config)
+    del settings["resources"]  # where and how fast it runs, not what it computes
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for sha in sources:
         digest.update(sha.encode())
     return f"{__version__}+{digest.hexdigest()}"
@@ -308,6 +310,13 @@ def train(
         If nothing has been ingested.
     """
     config = config or Config()
+    with _sql.limits(config.resources):
+        return _train(workspace, config, progress, encoder)
+
+
+def _train(
+    workspace: Workspace, config: Config, progress: Progress, encoder: Encoder | None
+) -> TrainResult:
     lines = workspace.table("order_lines")
     if lines.num_rows == 0:
         raise WorkspaceError(

@@ -170,7 +170,9 @@ def clean_order_lines(
         con.execute(
             f"""
             CREATE TEMP TABLE tagged AS
-            SELECT *,
+            SELECT order_id, customer_id, ts, item_id, quantity, unit_price_minor, currency,
+              country, source_row,
+              (title IS NULL OR lower(title) IN ('nan', 'none', 'null', '?')) AS no_title,
               CASE
                 WHEN row_number() OVER (
                     PARTITION BY order_id, item_id, title, quantity, ts, unit_price_minor,
@@ -216,8 +218,7 @@ def clean_order_lines(
               count(*) FILTER (WHERE q_netted > 0 AND q_netted < quantity),
               coalesce(sum(q_netted), 0),
               count(*) FILTER (WHERE q_netted < quantity AND customer_id IS NULL),
-              count(*) FILTER (WHERE q_netted < quantity AND
-                  (title IS NULL OR lower(title) IN ('nan', 'none', 'null', '?')))
+              count(*) FILTER (WHERE q_netted < quantity AND no_title)
             FROM netted
             """
         ).fetchall()[0]

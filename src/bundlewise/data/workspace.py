@@ -194,11 +194,23 @@ class Workspace:
             The file is malformed; nothing is written.
         """
         config = config or Config()
+        with _sql.limits(config.resources):
+            return self._ingest(orders_path, config, catalog_path, events_path)
+
+    def _ingest(
+        self,
+        orders_path: str | Path,
+        config: Config,
+        catalog_path: str | Path | None,
+        events_path: str | Path | None,
+    ) -> IngestResult:
         raw, adapter = read_orders(orders_path, config)
         sha = file_sha256(orders_path)
         source_id = sha[:16]
-        cleaned = clean_order_lines(raw, config.cleaning, source=str(orders_path), dialect=adapter)
         costs = item_costs(raw)
+        order_ids = pa.table({"order_id": raw.column("order_id").unique()})
+        cleaned = clean_order_lines(raw, config.cleaning, source=str(orders_path), dialect=adapter)
+        del raw  # the cleaned lines are all that is stored (a big file's raw table is freed)
         catalog: Catalog | None = (
             load_catalog(catalog_path, config) if catalog_path is not None else None
         )
@@ -209,16 +221,7 @@ class Workspace:
             events = raw_events.append_column(
                 "source_id", pa.array([events_id] * raw_events.num_rows, pa.string())
             )
-        lines = cleaned.order_lines.append_column(
-            "source_id", pa.array([source_id] * cleaned.order_lines.num_rows, pa.string())
-        )
-        titles = cleaned.titles.append_column(
-            "source_id", pa.array([source_id] * cleaned.titles.num_rows, pa.string())
-        )
-        costs = costs.append_column(
-            "source_id", pa.array([source_id] * costs.num_rows, pa.string())
-        )
-        order_ids = pa.table({"order_id": raw.column("order_id").unique()})
+        lines, titles = cleaned.order_lines, cleaned.titles
         with self.connect() as con:
             existed = bool(
                 con.execute(
@@ -244,14 +247,21 @@ class Workspace:
                         "WHERE order_id IN (SELECT order_id FROM new_order_ids)"
                     )
                 con.register("new_lines", lines)
-                con.execute("INSERT INTO order_lines BY NAME SELECT * FROM new_lines")
+                con.execute(
+                    "INSERT INTO order_lines BY NAME SELECT *, ? AS source_id FROM new_lines",
+                    [source_id],
+                )
                 con.register("new_titles", titles)
                 con.execute(
                     "INSERT INTO item_titles BY NAME "
-                    "SELECT source_id, item_id, title, n_lines FROM new_titles"
+                    "SELECT ? AS source_id, item_id, title, n_lines FROM new_titles",
+                    [source_id],
                 )
                 con.register("new_costs", costs)
-                con.execute("INSERT INTO item_costs BY NAME SELECT * FROM new_costs")
+                con.execute(
+                    "INSERT INTO item_costs BY NAME SELECT *, ? AS source_id FROM new_costs",
+                    [source_id],
+                )
                 con.execute(
                     "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
