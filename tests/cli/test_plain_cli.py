@@ -82,7 +82,8 @@ def test_unknown_config_key_is_a_usage_error_with_its_brackets(
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: {config}: unknown section [colums]; expected one of "
-        "['cleaning', 'columns', 'composer', 'input', 'learning', 'mining', 'pricing'].\n"
+        "['cleaning', 'columns', 'composer', 'input', 'learning', 'mining', 'pricing', "
+        "'resources'].\n"
     )
     assert not (tmp_path / "ws").exists()
 
