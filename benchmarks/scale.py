@@ -5,21 +5,30 @@ Usage::
 
     python benchmarks/scale.py [--store grocery] [--store bundled] [--max-rss-gb 12]
                                [--set composer.block_size=4096] [--json OUT.json]
+    python benchmarks/scale.py --series grow --series fixed [--peers] [--max-rss-gb 12]
     python benchmarks/scale.py --build OUT.parquet [--lines N --customers N --items N]
+                               [--fixed-catalog]
 
 A synthetic store replicates the bundled Online Retail orders with new ids: ``k`` copies of
 the catalog (item ``85048`` of copy 2 is ``85048-2``), each copy a random sample of whole
 purchase invoices (so basket sizes and item popularity are those of the bundled data), and
-the orders of one original customer in one copy split among ``m`` new customers. Orders
-without a customer get one of their own (a store shaped like Ta-Feng, where every line has a
-customer). ``k``, the sampling share and ``m`` are chosen to come closest to the asked
-numbers of lines, items and customers (customers lie between the copies' own customers, at
+the orders of one original customer in one copy split among ``m`` new customers; a copy's
+titles carry its number (``WHITE HANGING HEART (2)``), so there are as many distinct titles as
+items. Orders without a customer get one of their own (a store shaped like Ta-Feng, where
+every line has a customer). ``k``, the sampling share and ``m`` are chosen to come closest to
+the asked numbers of lines, items and customers (customers lie between the copies' own customers, at
 ``m = 1``, and one per order). Only lines that cleaning would keep are sampled (no
 cancellations, postage or fees, zero quantities or prices), so the counts are about those of
 the cleaned store (exact duplicate lines are still removed at ingest).
 
 ``grocery`` is the shape of the Ta-Feng grocery dataset (817,741 lines, 32,266 customers,
-23,812 products); ``bundled`` is the bundled file itself.
+23,812 products); ``bundled`` is the bundled file itself. The series ``grow`` (0.5M, 2M, 10M
+lines, the catalog growing with the store) and ``fixed`` (the same sizes on the bundled
+catalog, whose copies keep their item ids) fit each step's growth exponent: the slope of
+log(seconds) and log(peak memory) against log(lines), 1 being linear. ``--peers`` also mines
+each store's baskets with mlxtend's fpgrowth and efficient-apriori (pairs only, the same
+minimum count, each stopped after ``--peer-timeout`` seconds) and checks they find the same
+pairs with the same counts.
 
 Each store is ingested into a fresh temporary workspace and trained with the default
 configuration (plus ``--set`` overrides) in a child process. Seconds are ``train``'s own step
@@ -136,7 +145,7 @@ COPY (
     )
     SELECT printf('%d%s', p.j, s.Invoice) AS Invoice,
            {stock_code} AS StockCode,
-           s.Description, s.Quantity, s.InvoiceDate, s.Price,
+           {description} AS Description, s.Quantity, s.InvoiceDate, s.Price,
            ids.customer_number AS "Customer ID", s.Country
     FROM picked p JOIN src s USING (Invoice) JOIN ids USING (new_customer)
     ORDER BY s.InvoiceDate, Invoice
@@ -212,8 +221,18 @@ def build_store(
         _, k, share, m, counts = best
         con.execute(_SAMPLE, {"k": k, "share": share, "m": m, "seed": seed})
         out.parent.mkdir(parents=True, exist_ok=True)
-        stock_code = "printf('%s-%d', s.StockCode, p.j)" if new_item_ids else "s.StockCode"
-        con.execute(_WRITE.format(out=str(out).replace("'", "''"), stock_code=stock_code))
+        # a copy's items are new products: their titles differ too (the text encoder sees as
+        # many distinct titles as a store of that size has)
+        stock_code, description = (
+            ("printf('%s-%d', s.StockCode, p.j)", "printf('%s (%d)', s.Description, p.j)")
+            if new_item_ids
+            else ("s.StockCode", "s.Description")
+        )
+        con.execute(
+            _WRITE.format(
+                out=str(out).replace("'", "''"), stock_code=stock_code, description=description
+            )
+        )
     finally:
         con.close()
     return {
