@@ -31,7 +31,8 @@ minimum count, each stopped after ``--peer-timeout`` seconds) and checks they fi
 pairs with the same counts.
 
 Each store is ingested into a fresh temporary workspace and trained with the default
-configuration (plus ``--set`` overrides) in a child process. Seconds are ``train``'s own step
+configuration (plus ``--set`` overrides), in two child processes as ``bundlewise ingest`` and
+``bundlewise train`` would. Seconds are ``train``'s own step
 timings; the peak resident memory of a step is the process's high-water mark (``VmHWM``),
 reset at the start of each step (Linux only). The parent kills the child when its resident
 memory passes ``--max-rss-gb`` and reports the step it was in.
@@ -255,8 +256,9 @@ def _peak_kib() -> int:
     return int(match.group(1)) if match else 0
 
 
-def _child(orders: Path, config_toml: str, log: Path) -> None:
-    """Ingest and train ``orders`` in a fresh workspace; one JSON line per finished step."""
+def _child(orders: Path, config_toml: str, log: Path, workspace_dir: Path, phase: str) -> None:
+    """One CLI command's worth of work in this process: ``ingest`` ``orders`` into the
+    workspace, or ``train`` it; one JSON line per finished step."""
     from bundlewise.data import Workspace
     from bundlewise.pipeline import ingest, train
 
@@ -266,45 +268,46 @@ def _child(orders: Path, config_toml: str, log: Path) -> None:
         with log.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        workspace = Workspace(tmp)
+    workspace = Workspace(workspace_dir)
+    if phase == "ingest":
         _peak_kib()
         emit({"start": "ingest", "at": time.time()})
         start = time.perf_counter()
         ingested = ingest(workspace, orders, config)
         emit({"step": "ingest", "seconds": time.perf_counter() - start, "peak_kib": _peak_kib()})
-        current: list[Any] = [None, 0.0]
+        emit({"ingested": True, "n_lines": ingested.report.n_rows_kept})
+        return
+    current: list[Any] = [None, 0.0]
 
-        def on_step(message: str) -> None:
-            now = time.perf_counter()
-            if current[0] is not None:
-                emit({"step": current[0], "seconds": now - current[1], "peak_kib": _peak_kib()})
-            else:
-                _peak_kib()
-            current[:] = [None, now] if " skipped: " in message else [message, now]
-            if current[0] is not None:
-                emit({"start": message, "at": time.time()})
-
-        result = train(workspace, config, on_step)
+    def on_step(message: str) -> None:
+        now = time.perf_counter()
         if current[0] is not None:
-            emit(
-                {
-                    "step": current[0],
-                    "seconds": time.perf_counter() - current[1],
-                    "peak_kib": _peak_kib(),
-                }
-            )
+            emit({"step": current[0], "seconds": now - current[1], "peak_kib": _peak_kib()})
+        else:
+            _peak_kib()
+        current[:] = [None, now] if " skipped: " in message else [message, now]
+        if current[0] is not None:
+            emit({"start": message, "at": time.time()})
+
+    result = train(workspace, config, on_step)
+    if current[0] is not None:
         emit(
             {
-                "done": True,
-                "timings": result.timings,
-                "n_lines": ingested.report.n_rows_kept,
-                "n_orders": result.n_orders,
-                "n_customers": result.n_customers,
-                "n_offers": result.n_offers,
-                "n_pairs": result.n_pairs,
+                "step": current[0],
+                "seconds": time.perf_counter() - current[1],
+                "peak_kib": _peak_kib(),
             }
         )
+    emit(
+        {
+            "done": True,
+            "timings": result.timings,
+            "n_orders": result.n_orders,
+            "n_customers": result.n_customers,
+            "n_offers": result.n_offers,
+            "n_pairs": result.n_pairs,
+        }
+    )
 
 
 def _write_tmp(text: str) -> Path:
@@ -324,48 +327,48 @@ def _rss_kib(pid: int) -> int:
 
 
 def measure(orders: Path, config_toml: str, max_rss_gb: float) -> dict[str, Any]:
-    """Train ``orders`` in a child process; per-step seconds and peak RSS, or where it was
-    killed."""
+    """Ingest then train ``orders`` in two child processes (as ``bundlewise ingest`` and
+    ``bundlewise train`` do); per-step seconds and peak RSS, or where it was stopped."""
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "steps.jsonl"
         log.touch()
-        cmd = [sys.executable, __file__, "--child", str(orders), "--log", str(log)]
-        if config_toml:
-            cmd += ["--config-text", config_toml]
-        start = time.perf_counter()
-        child = subprocess.Popen(cmd)
-        peak, killed, killed_at = 0, False, 0.0
-        while child.poll() is None:
-            rss = _rss_kib(child.pid)
-            peak = max(peak, rss)
-            if rss > max_rss_gb * 2**20:
-                killed_at = time.time()
-                child.kill()
-                killed = True
-                child.wait()
+        wall, peak, exit_code, stopped = 0.0, 0.0, 0, ""
+        for phase in ("ingest", "train"):
+            cmd = [sys.executable, __file__, "--child", str(orders), "--log", str(log)]
+            cmd += ["--workspace", str(Path(tmp) / "ws"), "--phase", phase]
+            if config_toml:
+                cmd += ["--config-text", config_toml]
+            ran = _watch(cmd, max_rss_gb, float("inf"))
+            wall += ran["wall_seconds"]
+            peak = max(peak, ran["peak_rss_gib"])
+            exit_code = ran["exit_code"]
+            stopped_at = time.time()
+            stopped = ran.get("stopped", "")
+            if stopped or exit_code != 0:
                 break
-            time.sleep(0.1)
-        wall = time.perf_counter() - start
         records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     steps = [r for r in records if "step" in r]
     done = next((r for r in records if r.get("done")), None)
+    ingested = next((r for r in records if r.get("ingested")), None)
     out: dict[str, Any] = {
         "steps": [
             {"step": r["step"], "seconds": r["seconds"], "peak_rss_gib": r["peak_kib"] / 2**20}
             for r in steps
         ],
         "wall_seconds": wall,
-        "peak_rss_gib": max([peak / 2**20] + [r["peak_kib"] / 2**20 for r in steps]),
-        "exit_code": child.returncode,
+        "peak_rss_gib": max([peak] + [r["peak_kib"] / 2**20 for r in steps]),
+        "exit_code": exit_code,
     }
-    if killed:
+    if stopped:
         started = [r for r in records if "start" in r]
         out["killed"] = {
             "above_gib": max_rss_gb,
             "after_seconds": wall,
             "in_step": started[-1]["start"] if started else "?",
-            "in_step_seconds": killed_at - started[-1]["at"] if started else None,
+            "in_step_seconds": stopped_at - started[-1]["at"] if started else None,
         }
+    if ingested is not None:
+        out["n_lines"] = ingested["n_lines"]
     if done is not None:
         out.update({k: v for k, v in done.items() if k not in ("done", "timings")})
     return out
@@ -559,6 +562,8 @@ def main() -> None:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--config-text", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=("ingest", "train"), help=argparse.SUPPRESS)
     parser.add_argument("--series", action="append", default=[], choices=sorted(SERIES))
     parser.add_argument("--fixed-catalog", action="store_true", help="with --build")
     parser.add_argument("--peers", action="store_true", help="compare mining tools too")
@@ -569,7 +574,7 @@ def main() -> None:
     parser.add_argument("--mine-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        _child(args.child, args.config_text, args.log)
+        _child(args.child, args.config_text, args.log, args.workspace, args.phase)
         return
     if args.mine_child is not None:
         _mine_child(args.mine_child, args.baskets, args.min_count, args.mine_out)

@@ -136,6 +136,17 @@ def ingest(
     return workspace.ingest(orders_path, config or Config(), catalog_path, events_path)
 
 
+#: The columns of ``order_lines`` that ``train`` reads (a big store's other columns stay on disk).
+TRAIN_LINE_COLUMNS: tuple[str, ...] = (
+    "order_id",
+    "customer_id",
+    "ts",
+    "item_id",
+    "quantity",
+    "unit_price_minor",
+)
+
+
 @dataclass
 class _TrainRun:
     """What the steps of one ``train`` share: inputs, then each step's output."""
@@ -317,7 +328,7 @@ def train(
 def _train(
     workspace: Workspace, config: Config, progress: Progress, encoder: Encoder | None
 ) -> TrainResult:
-    lines = workspace.table("order_lines")
+    lines = workspace.table("order_lines", TRAIN_LINE_COLUMNS)
     if lines.num_rows == 0:
         raise WorkspaceError(
             f"workspace {workspace.path} has no order lines: run `bundlewise ingest` first."

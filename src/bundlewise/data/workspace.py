@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -350,8 +350,8 @@ class Workspace:
         row = con.execute("SELECT count(*), count(unit_cost_minor) FROM items").fetchall()[0]
         return int(row[0]), int(row[1])
 
-    def table(self, name: str) -> pa.Table:
-        """Read a whole table as Arrow.
+    def table(self, name: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """Read a whole table (or only ``columns`` of it) as Arrow.
 
         Raises
         ------
@@ -364,7 +364,8 @@ class Workspace:
             names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
             if name not in names:
                 raise KeyError(f"no table {name!r} in workspace {self.path}; have {sorted(names)}")
-            return con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
+            select = ", ".join(_sql.quote_ident(c) for c in columns) if columns else "*"
+            return con.sql(f'SELECT {select} FROM "{name}"').to_arrow_table()
 
     def replace_table(self, name: str, table: pa.Table) -> None:
         """Replace a derived table (e.g. ``pair_stats``, ``offers``) with ``table``."""
