@@ -567,6 +567,7 @@ def main() -> None:
     parser.add_argument("--series", action="append", default=[], choices=sorted(SERIES))
     parser.add_argument("--fixed-catalog", action="store_true", help="with --build")
     parser.add_argument("--peers", action="store_true", help="compare mining tools too")
+    parser.add_argument("--mining-only", action="store_true", help="only --peers, no train")
     parser.add_argument("--peer-timeout", type=float, default=300.0, help="seconds per tool")
     parser.add_argument("--mine-child", choices=MINERS, help=argparse.SUPPRESS)
     parser.add_argument("--baskets", type=Path, help=argparse.SUPPRESS)
@@ -610,8 +611,12 @@ def main() -> None:
             else:
                 orders = Path(store)
             print(f"{store}: {facts or orders.name}", flush=True)
-            measured = measure(orders, config_toml, args.max_rss_gb)
-            if args.peers:
+            measured: dict[str, Any] = (
+                {"steps": [], "wall_seconds": 0.0, "peak_rss_gib": 0.0}
+                if args.mining_only
+                else measure(orders, config_toml, args.max_rss_gb)
+            )
+            if args.peers or args.mining_only:
                 measured["miners"] = compare_miners(orders, args.max_rss_gb, args.peer_timeout)
             results.append({"store": store, "synthetic": facts, **measured})
             print(f"{'step':<18}{'seconds':>10}{'peak RSS GiB':>14}")
