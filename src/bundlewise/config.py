@@ -310,7 +310,7 @@ class ResourcesConfig:
         Threads of each DuckDB connection; 0: one per core.
     """
 
-    memory_limit: str = "4GB"
+    memory_limit: str = "3GB"
     temp_directory: str = ""
     threads: int = 0
 
