@@ -30,6 +30,17 @@ Example ``store.toml``::
     [learning]
     enabled = true
     max_explore_share = 0.2
+
+A top-level ``engine = "spark"`` (before any section) runs ingestion and training on Spark, set up
+by the ``[spark]`` section (needs the ``bundlewise[spark]`` extra and Java 17)::
+
+    engine = "spark"
+
+    [spark]
+    master = "local[2]"         # or a cluster's master URL, e.g. "spark://host:7077", "yarn"
+    shuffle_partitions = 8
+    offer_buckets = 16
+    conf = { "spark.executor.memory" = "4g" }
 """
 
 from __future__ import annotations
@@ -570,9 +581,92 @@ class LearningConfig:
         _check_int("learning.seed", self.seed, 0)
 
 
+#: Values of the top-level ``engine`` key.
+ENGINES: tuple[str, ...] = ("duckdb", "spark")
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """The Spark engine (``engine = "spark"``).
+
+    Parameters
+    ----------
+    master
+        Spark master URL: ``local[N]`` (N cores of this machine, the tests use ``local[2]``),
+        ``local[*]``, or a cluster's (``spark://host:7077``, ``yarn``, ``k8s://...``).
+    app_name
+        Application name shown in the Spark UI.
+    shuffle_partitions
+        ``spark.sql.shuffle.partitions``: partitions of joins and aggregations (Spark's default
+        of 200 is far too many for local mode).
+    customer_partitions
+        Partitions of the customers for candidate composition and pricing; 0: as many as
+        ``shuffle_partitions``.
+    offer_buckets
+        Buckets of the partitioned served-offers snapshot (a server, or each server of a fleet,
+        loads all or some of them).
+    conf
+        Further Spark settings passed to the session as they are, e.g.
+        ``{"spark.executor.memory" = "4g"}``.
+    """
+
+    master: str = "local[2]"
+    app_name: str = "bundlewise"
+    shuffle_partitions: int = 8
+    customer_partitions: int = 0
+    offer_buckets: int = 16
+    conf: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.master, str) or not self.master.strip():
+            raise ConfigError(
+                f"`spark.master`={self.master!r} should be a Spark master URL such as "
+                "'local[2]' or 'spark://host:7077'."
+            )
+        if not isinstance(self.app_name, str) or not self.app_name.strip():
+            raise ConfigError(f"`spark.app_name`={self.app_name!r} should be a non-empty string.")
+        _check_int("spark.shuffle_partitions", self.shuffle_partitions, 1)
+        _check_int("spark.customer_partitions", self.customer_partitions, 0)
+        _check_int("spark.offer_buckets", self.offer_buckets, 1)
+        if self.offer_buckets > 4096:
+            raise ConfigError(f"`spark.offer_buckets`={self.offer_buckets} should be <= 4096.")
+        conf = self.conf
+        if isinstance(conf, dict):
+            items = list(conf.items())
+        elif isinstance(conf, tuple | list) and all(
+            isinstance(p, tuple | list) and len(p) == 2 for p in conf
+        ):
+            items = [(p[0], p[1]) for p in conf]
+        else:
+            raise ConfigError(f"`spark.conf` should be a table of Spark settings, got {conf!r}.")
+        pairs: list[tuple[str, str]] = []
+        for key, value in items:
+            if not isinstance(key, str) or not key.startswith("spark."):
+                raise ConfigError(
+                    f"`spark.conf` key {key!r} should be a Spark setting (starting with 'spark.')."
+                )
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if not isinstance(value, str | int | float):
+                raise ConfigError(
+                    f"`spark.conf.{key}`={value!r} should be a string, number or boolean."
+                )
+            pairs.append((key, str(value)))
+        object.__setattr__(self, "conf", tuple(sorted(pairs)))
+
+    @property
+    def n_customer_partitions(self) -> int:
+        """Partitions of the customers (``customer_partitions``, or ``shuffle_partitions``)."""
+        return self.customer_partitions or self.shuffle_partitions
+
+
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration; every section has working defaults."""
+    """The whole configuration; every section has working defaults.
+
+    ``engine`` (``"duckdb"``, the default, or ``"spark"``) and ``spark`` say where ingestion and
+    training run; they never change the offers (and so are left out of the model version).
+    """
 
     input: InputConfig = field(default_factory=InputConfig)
     columns: ColumnMapping = field(default_factory=ColumnMapping)
@@ -582,7 +676,16 @@ class Config:
     pricing: PricingConfig = field(default_factory=PricingConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    engine: str = "duckdb"
+    spark: SparkConfig = field(default_factory=SparkConfig)
 
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"`engine`={self.engine!r} should be 'duckdb' or 'spark'.")
+
+
+#: Top-level keys of a config file that are values, not sections.
+_TOP_LEVEL_KEYS: tuple[str, ...] = ("engine",)
 
 _SECTIONS: dict[str, type[Any]] = {
     "input": InputConfig,
@@ -593,6 +696,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "pricing": PricingConfig,
     "learning": LearningConfig,
     "resources": ResourcesConfig,
+    "spark": SparkConfig,
 }
 
 
@@ -611,9 +715,17 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     """
     sections: dict[str, Any] = {}
     for name, values in data.items():
+        if name in _TOP_LEVEL_KEYS:
+            if isinstance(values, dict):
+                raise ConfigError(
+                    f'{source}: `{name}` is a value (e.g. {name} = "spark"), not a table.'
+                )
+            sections[name] = values
+            continue
         if name not in _SECTIONS:
             raise ConfigError(
-                f"{source}: unknown section [{name}]; expected one of {sorted(_SECTIONS)}."
+                f"{source}: unknown section [{name}]; expected one of {sorted(_SECTIONS)} "
+                f"(or the top-level key {', '.join(f'`{k}`' for k in _TOP_LEVEL_KEYS)})."
             )
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{name}] must be a table.")
@@ -629,7 +741,10 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
             sections[name] = cls(**kwargs)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
-    return Config(**sections)
+    try:
+        return Config(**sections)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -656,6 +771,7 @@ def load_config(path: str | Path | None) -> Config:
 
 __all__ = [
     "DECIMAL_SEPARATORS",
+    "ENGINES",
     "ONLINE_RETAIL_CANCELLATION_PREFIX",
     "ONLINE_RETAIL_NON_PRODUCTS",
     "OPTIONAL_FIELDS",
@@ -671,6 +787,7 @@ __all__ = [
     "MiningConfig",
     "PricingConfig",
     "ResourcesConfig",
+    "SparkConfig",
     "config_from_dict",
     "load_config",
 ]

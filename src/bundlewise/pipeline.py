@@ -113,13 +113,24 @@ def _noop(_: str) -> None:
     return None
 
 
+#: Config fields that say where and how fast training runs, not what it computes (the engines
+#: give the same offers by contract): left out of the model version (and the offer ids).
+_RUNTIME_FIELDS: tuple[str, ...] = ("engine", "spark", "resources")
+
+
+def _model_settings(config: Config) -> dict[str, Any]:
+    """The config as it enters the model version: every section but the engine's."""
+    settings = asdict(config)
+    for name in _RUNTIME_FIELDS:
+        settings.pop(name)
+    return settings
+
+
 def _model_version(workspace: Workspace, config: Config) -> str:
     with workspace.connect(read_only=True) as con:
         sources = [r[0] for r in con.execute("SELECT sha256 FROM ingests ORDER BY 1").fetchall()]
     digest = hashlib.blake2b(digest_size=4)
-    settings = asdict(config)
-    del settings["resources"]  # where and how fast it runs, not what it computes
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(_model_settings(config), sort_keys=True, default=str).encode())
     for sha in sources:
         digest.update(sha.encode())
     return f"{__version__}+{digest.hexdigest()}"

@@ -83,7 +83,7 @@ def test_unknown_config_key_is_a_usage_error_with_its_brackets(
     assert result.stderr == (
         f"error: {config}: unknown section [colums]; expected one of "
         "['cleaning', 'columns', 'composer', 'input', 'learning', 'mining', 'pricing', "
-        "'resources'].\n"
+        "'resources', 'spark'] (or the top-level key `engine`).\n"
     )
     assert not (tmp_path / "ws").exists()
 
