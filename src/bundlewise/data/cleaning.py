@@ -130,6 +130,63 @@ _REMOVAL_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+def cleaning_report(
+    source: str,
+    n_read: int,
+    n_kept: int,
+    counts: dict[str | None, int],
+    *,
+    n_full: int,
+    n_partial: int,
+    q_netted: int,
+    q_unmatched: int,
+    n_unmatched_keys: int,
+    n_anonymous: int,
+    n_no_title: int,
+) -> CleaningReport:
+    """The report of one cleaning run from its counts (``counts``: rows by first matching
+    removal rule), with every rule's description; shared by the embedded and Spark engines."""
+    n_returns = int(counts.get("return_netted", 0))
+    rules = [
+        RuleCount(rule, REMOVED, int(counts.get(rule, 0)), text) for rule, text in _REMOVAL_RULES
+    ]
+    rules += [
+        RuleCount(
+            "return_netted",
+            REMOVED,
+            n_returns,
+            f"cancellation/return netted against the customer's purchases of the item, latest "
+            f"first ({q_netted} units netted; {q_unmatched} units in {n_unmatched_keys} "
+            "customer-item pairs had no earlier purchase in the data)",
+        ),
+        RuleCount(
+            "purchase_fully_returned",
+            REMOVED,
+            n_full,
+            "purchase line whose whole quantity was returned",
+        ),
+        RuleCount(
+            "purchase_partially_returned",
+            CHANGED,
+            n_partial,
+            "purchase line whose quantity was reduced by a return",
+        ),
+        RuleCount(
+            "anonymous",
+            FLAGGED,
+            n_anonymous,
+            "no customer id: kept as an anonymous basket for mining, not used to personalize",
+        ),
+        RuleCount(
+            "missing_title",
+            CHANGED,
+            n_no_title,
+            "empty title: the item's most common title elsewhere (or its id) is used",
+        ),
+    ]
+    return CleaningReport(source=source, n_rows_read=n_read, n_rows_kept=n_kept, rules=tuple(rules))
+
+
 def clean_order_lines(
     raw: pa.Table,
     config: CleaningConfig | None = None,
@@ -235,10 +292,11 @@ def clean_order_lines(
         ).fetchall()[0]
         q_unmatched, n_unmatched_keys = int(unmatched[0]), int(unmatched[1])
 
-        # Item titles: the most common real title of each item across all rows read.
+        # Item titles: the most common real title of each item across all rows read (ties: the
+        # smallest title, so that every engine picks the same one).
         titles = con.sql(
             """
-            SELECT item_id, arg_max(title, n) AS title, sum(n) AS n_lines FROM (
+            SELECT item_id, arg_min(title, (-n, title)) AS title, sum(n) AS n_lines FROM (
                 SELECT item_id, title, count(*) AS n FROM raw
                 WHERE title IS NOT NULL AND lower(title) NOT IN ('nan', 'none', 'null', '?')
                 GROUP BY ALL)
@@ -256,50 +314,30 @@ def clean_order_lines(
     finally:
         con.close()
 
-    n_returns = int(counts.get("return_netted", 0))
-    rules = [
-        RuleCount(rule, REMOVED, int(counts.get(rule, 0)), text) for rule, text in _REMOVAL_RULES
-    ]
-    rules += [
-        RuleCount(
-            "return_netted",
-            REMOVED,
-            n_returns,
-            f"cancellation/return netted against the customer's purchases of the item, latest "
-            f"first ({q_netted} units netted; {q_unmatched} units in {n_unmatched_keys} "
-            "customer-item pairs had no earlier purchase in the data)",
-        ),
-        RuleCount(
-            "purchase_fully_returned",
-            REMOVED,
-            n_full,
-            "purchase line whose whole quantity was returned",
-        ),
-        RuleCount(
-            "purchase_partially_returned",
-            CHANGED,
-            n_partial,
-            "purchase line whose quantity was reduced by a return",
-        ),
-        RuleCount(
-            "anonymous",
-            FLAGGED,
-            n_anonymous,
-            "no customer id: kept as an anonymous basket for mining, not used to personalize",
-        ),
-        RuleCount(
-            "missing_title",
-            CHANGED,
-            n_no_title,
-            "empty title: the item's most common title elsewhere (or its id) is used",
-        ),
-    ]
-    report = CleaningReport(
-        source=source, n_rows_read=n_read, n_rows_kept=clean.num_rows, rules=tuple(rules)
+    report = cleaning_report(
+        source,
+        n_read,
+        clean.num_rows,
+        counts,
+        n_full=n_full,
+        n_partial=n_partial,
+        q_netted=q_netted,
+        q_unmatched=q_unmatched,
+        n_unmatched_keys=n_unmatched_keys,
+        n_anonymous=n_anonymous,
+        n_no_title=n_no_title,
     )
     if report.n_rows_read != report.n_rows_kept + report.n_rows_removed:  # pragma: no cover
         raise AssertionError(f"cleaning lost rows silently: {report.to_dict()}")
     return CleanResult(order_lines=clean.cast(ORDER_LINES), titles=titles, report=report)
 
 
-__all__ = ["CHANGED", "FLAGGED", "REMOVED", "CleanResult", "CleaningReport", "RuleCount"]
+__all__ = [
+    "CHANGED",
+    "FLAGGED",
+    "REMOVED",
+    "CleanResult",
+    "CleaningReport",
+    "RuleCount",
+    "cleaning_report",
+]

@@ -47,6 +47,9 @@ def session_settings(config: SparkConfig) -> dict[str, str]:
         # never a silent NULL.
         "spark.sql.ansi.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
+        # Parquet nanosecond timestamps (pandas' default) read as integers instead of failing;
+        # the reader turns them back into timestamps (bundlewise.spark.io).
+        "spark.sql.legacy.parquet.nanosAsLong": "true",
     }
     settings.update(dict(config.conf))
     return settings
