@@ -103,6 +103,8 @@ class TrainResult:
     text_similarity_skipped: str = ""
     #: Every step of :data:`TRAIN_STEPS` that did not apply, with the reason.
     skipped_steps: dict[str, str] = field(default_factory=dict)
+    #: Where training ran: ``duckdb`` (embedded) or ``spark``.
+    engine: str = "duckdb"
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -143,8 +145,17 @@ def ingest(
     catalog_path: str | Path | None = None,
     events_path: str | Path | None = None,
 ) -> IngestResult:
-    """Read, validate, clean and store an orders file. See :meth:`Workspace.ingest`."""
-    return workspace.ingest(orders_path, config or Config(), catalog_path, events_path)
+    """Read, validate, clean and store an orders file. See :meth:`Workspace.ingest`.
+
+    With ``config.engine == "spark"`` the source (a path or ``table:NAME``) is read and cleaned
+    on Spark (:func:`bundlewise.spark.ingest.ingest`); the workspace ends up the same.
+    """
+    config = config or Config()
+    if config.engine == "spark":
+        from bundlewise.spark.ingest import ingest as ingest_on_spark
+
+        return ingest_on_spark(workspace, str(orders_path), config, catalog_path, events_path)
+    return workspace.ingest(orders_path, config, catalog_path, events_path)
 
 
 #: The columns of ``order_lines`` that ``train`` reads (a big store's other columns stay on disk).
@@ -333,18 +344,33 @@ def train(
     """
     config = config or Config()
     with _sql.limits(config.resources):
-        return _train(workspace, config, progress, encoder)
+        if config.engine == "spark":
+            from bundlewise.spark.train import train as train_on_spark
+
+            return train_on_spark(workspace, config, progress, encoder)
+        return run_train(new_train_run(workspace, config, progress, encoder), TRAIN_STEPS)
 
 
-def _train(
-    workspace: Workspace, config: Config, progress: Progress, encoder: Encoder | None
-) -> TrainResult:
+def new_train_run(
+    workspace: Workspace,
+    config: Config,
+    progress: Progress = _noop,
+    encoder: Encoder | None = None,
+    run_type: type[_TrainRun] = _TrainRun,
+) -> _TrainRun:
+    """The shared state of one ``train`` (``run_type``: an engine's subclass of it).
+
+    Raises
+    ------
+    WorkspaceError
+        If nothing has been ingested.
+    """
     lines = workspace.table("order_lines", TRAIN_LINE_COLUMNS)
     if lines.num_rows == 0:
         raise WorkspaceError(
             f"workspace {workspace.path} has no order lines: run `bundlewise ingest` first."
         )
-    run = _TrainRun(
+    return run_type(
         workspace=workspace,
         config=config,
         report=_two_level(progress),
@@ -353,8 +379,13 @@ def _train(
         items=workspace.table("items"),
         version=_model_version(workspace, config),
     )
+
+
+def run_train(run: _TrainRun, steps: tuple[TrainStep, ...]) -> TrainResult:
+    """Run ``steps`` in order, timing each, then record and return the result (every engine's
+    ``train`` ends here)."""
     timings: dict[str, float] = {}
-    for step in TRAIN_STEPS:
+    for step in steps:
         reason = step.skip(run)
         if reason:
             run.skipped[step.name] = reason
@@ -365,6 +396,7 @@ def _train(
         step.run(run)
         timings[step.name] = time.perf_counter() - start
     assert run.miner is not None and run.priced is not None
+    workspace = run.workspace
     priced, cold = run.priced, run.cold
     real = pc.not_equal(priced.offers.column("customer_id"), ANONYMOUS)
     n_customers = len(pc.unique(priced.offers.filter(real).column("customer_id")))
@@ -384,6 +416,7 @@ def _train(
         price_response=run.response.to_dict() if run.response is not None else {},
         text_similarity_skipped=run.skipped.get("text similarity", ""),
         skipped_steps=dict(run.skipped),
+        engine=run.config.engine,
     )
     workspace.replace_table(
         "runs",

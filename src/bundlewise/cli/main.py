@@ -34,7 +34,7 @@ from rich.text import Text
 
 from bundlewise import pipeline
 from bundlewise._version import __version__
-from bundlewise.config import Config, load_config
+from bundlewise.config import ENGINES, Config, load_config
 from bundlewise.data import CleaningReport, Workspace
 from bundlewise.exceptions import BundlewiseError, ConfigError, UsageError
 from bundlewise.money import format_money, from_minor_units
@@ -79,11 +79,28 @@ ConfigOpt = Annotated[
 TRAIN_STEPS = ("mine", "personalize", "price", "store")
 
 
-def _config(path: Path | None, *, max_discount: float | None = None) -> Config:
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Where to run: duckdb (embedded, the default) or spark (needs the bundlewise[spark] "
+        "extra and Java 17; master and settings in the config's [spark] table). Overrides "
+        "`engine` in the config.",
+    ),
+]
+
+
+def _config(
+    path: Path | None, *, max_discount: float | None = None, engine: str | None = None
+) -> Config:
     config = load_config(path)
     if max_discount is not None:
         pricing = dataclasses.replace(config.pricing, max_discount=max_discount)
         config = dataclasses.replace(config, pricing=pricing)
+    if engine is not None:
+        if engine not in ENGINES:
+            raise UsageError(f"--engine {engine!r} should be one of {', '.join(ENGINES)}.")
+        config = dataclasses.replace(config, engine=engine)
     return config
 
 
@@ -271,7 +288,12 @@ def _offers_json(table: pa.Table) -> list[dict[str, Any]]:
 @app.command()
 def ingest(
     orders: Annotated[
-        Path, typer.Argument(help="Orders file (CSV, TSV, .csv.gz, Parquet or .xlsx).")
+        str,
+        typer.Argument(
+            help="Orders file (CSV, TSV, .csv.gz, Parquet or .xlsx). With --engine spark: a "
+            "Parquet/CSV file or directory, a Delta table directory, or table:NAME.",
+            metavar="SOURCE",
+        ),
     ],
     catalog: Annotated[
         Path | None,
@@ -283,6 +305,7 @@ def ingest(
     ] = None,
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     config: ConfigOpt = None,
+    engine: EngineOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Read, validate and clean an orders file into the workspace, and print the cleaning report.
@@ -290,13 +313,15 @@ def ingest(
     UCI Online Retail exports (both schemas) are recognised; other files need a [columns]
     mapping in the config. Re-ingesting the same file replaces its rows (idempotent). Bad input
     stops with a message naming the file, column, row and value; nothing is written then.
+    With --engine spark the source is read and cleaned on Spark, with the same result.
     """
     with _errors():
-        _input_file(orders, "orders")
+        cfg = _config(config, engine=engine)
+        if cfg.engine != "spark":  # Spark sources may be directories, URIs or table:NAME
+            _input_file(Path(orders), "orders")
         for path, what in ((catalog, "catalog"), (events, "events")):
             if path is not None:
                 _input_file(path, what)
-        cfg = _config(config)
         start = time.perf_counter()
         with err_console.status(f"ingesting {orders} ..."):
             result = pipeline.ingest(Workspace(workspace), orders, cfg, catalog, events)
@@ -335,15 +360,17 @@ def train(
     max_discount: Annotated[
         float | None, typer.Option(help="Override pricing.max_discount (0..1).")
     ] = None,
+    engine: EngineOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Mine co-purchase pairs, compose bundles for every customer, and price them.
 
     Offers (with price, discount, P(accept), expected profit, binding guardrail and reason) are
-    stored in the workspace; see them with `bundlewise offers --customer ID`.
+    stored in the workspace; see them with `bundlewise offers --customer ID`. With --engine
+    spark, mining, composition and pricing run on Spark and give the same offers.
     """
     with _errors():
-        cfg = _config(config, max_discount=max_discount)
+        cfg = _config(config, max_discount=max_discount, engine=engine)
         ws = Workspace(workspace)
         with _steps(TRAIN_STEPS) as progress:
             result = pipeline.train(ws, cfg, progress)

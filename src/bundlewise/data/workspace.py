@@ -132,6 +132,36 @@ class IngestResult:
         }
 
 
+@dataclass(frozen=True)
+class IngestedSource:
+    """One source read and cleaned by an engine, ready for :meth:`Workspace.store_ingest`.
+
+    ``lines`` (clean order lines, without ``source_id``) and ``order_ids`` (every order id the
+    source holds, for replacing orders of earlier exports) are Arrow tables or, for a source
+    too large for memory, Parquet files (a path or glob that DuckDB reads out of core).
+    ``titles`` and ``costs`` are as :func:`~bundlewise.data.cleaning.clean_order_lines` and
+    :func:`~bundlewise.data.catalog.item_costs` give them.
+    """
+
+    source_id: str
+    path: str
+    adapter: str
+    sha256: str
+    report: CleaningReport
+    lines: pa.Table | str
+    titles: pa.Table
+    costs: pa.Table
+    order_ids: pa.Table | str
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table | str) -> None:
+    """``data`` as the view ``name``: an Arrow table, or Parquet files read out of core."""
+    if isinstance(data, str):
+        con.read_parquet(data).create_view(name, replace=True)
+    else:
+        con.register(name, data)
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
@@ -206,11 +236,34 @@ class Workspace:
     ) -> IngestResult:
         raw, adapter = read_orders(orders_path, config)
         sha = file_sha256(orders_path)
-        source_id = sha[:16]
         costs = item_costs(raw)
         order_ids = pa.table({"order_id": raw.column("order_id").unique()})
         cleaned = clean_order_lines(raw, config.cleaning, source=str(orders_path), dialect=adapter)
         del raw  # the cleaned lines are all that is stored (a big file's raw table is freed)
+        source = IngestedSource(
+            source_id=sha[:16],
+            path=str(orders_path),
+            adapter=adapter,
+            sha256=sha,
+            report=cleaned.report,
+            lines=cleaned.order_lines,
+            titles=cleaned.titles,
+            costs=costs,
+            order_ids=order_ids,
+        )
+        del cleaned
+        return self.store_ingest(source, config, catalog_path, events_path)
+
+    def store_ingest(
+        self,
+        source: IngestedSource,
+        config: Config,
+        catalog_path: str | Path | None = None,
+        events_path: str | Path | None = None,
+    ) -> IngestResult:
+        """Store one read and cleaned source (any engine's), with an optional catalog and
+        events, in one transaction: the storing half of :meth:`ingest`."""
+        source_id = source.source_id
         catalog: Catalog | None = (
             load_catalog(catalog_path, config) if catalog_path is not None else None
         )
@@ -221,7 +274,6 @@ class Workspace:
             events = raw_events.append_column(
                 "source_id", pa.array([events_id] * raw_events.num_rows, pa.string())
             )
-        lines, titles = cleaned.order_lines, cleaned.titles
         with self.connect() as con:
             existed = bool(
                 con.execute(
@@ -235,7 +287,7 @@ class Workspace:
                 con.execute("DELETE FROM item_costs WHERE source_id = ?", [source_id])
                 con.execute("DELETE FROM ingests WHERE source_id = ?", [source_id])
                 # A newer export of the same store: its orders replace the stored ones.
-                con.register("new_order_ids", order_ids)
+                _register(con, "new_order_ids", source.order_ids)
                 replaced = con.execute(
                     "SELECT count(DISTINCT order_id), count(*) FROM order_lines "
                     "WHERE order_id IN (SELECT order_id FROM new_order_ids)"
@@ -246,18 +298,23 @@ class Workspace:
                         "DELETE FROM order_lines "
                         "WHERE order_id IN (SELECT order_id FROM new_order_ids)"
                     )
-                con.register("new_lines", lines)
+                _register(con, "new_lines", source.lines)
                 con.execute(
                     "INSERT INTO order_lines BY NAME SELECT *, ? AS source_id FROM new_lines",
                     [source_id],
                 )
-                con.register("new_titles", titles)
+                n_lines = int(
+                    con.execute(
+                        "SELECT count(*) FROM order_lines WHERE source_id = ?", [source_id]
+                    ).fetchall()[0][0]
+                )
+                con.register("new_titles", source.titles)
                 con.execute(
                     "INSERT INTO item_titles BY NAME "
                     "SELECT ? AS source_id, item_id, title, n_lines FROM new_titles",
                     [source_id],
                 )
-                con.register("new_costs", costs)
+                con.register("new_costs", source.costs)
                 con.execute(
                     "INSERT INTO item_costs BY NAME SELECT *, ? AS source_id FROM new_costs",
                     [source_id],
@@ -266,13 +323,13 @@ class Workspace:
                     "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         source_id,
-                        str(orders_path),
-                        adapter,
-                        sha,
-                        cleaned.report.n_rows_read,
-                        cleaned.report.n_rows_kept,
+                        source.path,
+                        source.adapter,
+                        source.sha256,
+                        source.report.n_rows_read,
+                        source.report.n_rows_kept,
                         datetime.now(UTC).replace(tzinfo=None),
-                        json.dumps(cleaned.report.to_dict()),
+                        json.dumps(source.report.to_dict()),
                     ],
                 )
                 if catalog is not None:
@@ -294,8 +351,8 @@ class Workspace:
         n_events = events.num_rows if events is not None else 0
         result = IngestResult(
             source_id,
-            adapter,
-            cleaned.report,
+            source.adapter,
+            source.report,
             existed,
             n_items,
             n_events,
@@ -306,13 +363,13 @@ class Workspace:
             catalog_ignored=catalog.ignored if catalog is not None else (),
         )
         report_path = self.path / f"cleaning_report_{source_id}.json"
-        report = {**cleaned.report.to_dict(), "ingest": {**result.to_dict(), "report": None}}
+        report = {**source.report.to_dict(), "ingest": {**result.to_dict(), "report": None}}
         report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
         logger.info(
             "ingested %s as %s (%d rows kept, %d orders replaced)",
-            orders_path,
+            source.path,
             source_id,
-            lines.num_rows,
+            n_lines,
             n_orders_replaced,
         )
         return result
@@ -385,4 +442,4 @@ class Workspace:
             return int(con.execute("SELECT count(*) FROM order_lines").fetchall()[0][0])
 
 
-__all__ = ["DB_FILENAME", "IngestResult", "Workspace", "file_sha256"]
+__all__ = ["DB_FILENAME", "IngestResult", "IngestedSource", "Workspace", "file_sha256"]

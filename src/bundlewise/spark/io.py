@@ -200,9 +200,7 @@ def _nanosecond_columns(kind: str, location: str) -> frozenset[str]:
 
     schema = pq.read_schema(local)
     return frozenset(
-        f.name
-        for f in schema
-        if pa.types.is_timestamp(f.type) and f.type.unit == "ns"  # type: ignore[attr-defined]
+        f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
     )
 
 
