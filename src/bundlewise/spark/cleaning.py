@@ -29,6 +29,11 @@ class SparkCleanResult:
     order_lines: DataFrame
     titles: DataFrame
     report: CleaningReport
+    tagged: DataFrame
+
+    def unpersist(self) -> None:
+        """Release the cached rule-tagged rows the clean lines are computed from."""
+        self.tagged.unpersist()
 
 
 def java_pattern(patterns: tuple[str, ...]) -> str:
@@ -58,8 +63,9 @@ def clean_order_lines(
 
     Parameters and result as :func:`bundlewise.data.cleaning.clean_order_lines`, with Spark
     DataFrames: ``raw`` has the columns of :data:`~bundlewise.data.schemas.RAW_ORDER_LINES`
-    (:func:`bundlewise.spark.io.read_orders` gives them). The clean lines are computed once
-    and cached (the caller unpersists ``order_lines`` when done with them).
+    (:func:`bundlewise.spark.io.read_orders` gives them; persist it, as it is read several
+    times). The clean lines are a plan over the rule-tagged rows, which stay cached: call
+    :meth:`SparkCleanResult.unpersist` when done with them.
     """
     config = (config or CleaningConfig()).for_dialect(dialect)
     pattern = java_pattern(tuple(config.non_product_patterns or ()))
@@ -112,38 +118,41 @@ def clean_order_lines(
             LEFT JOIN {v["returned"]} r
               ON p.customer_id = r.customer_id AND p.item_id = r.item_id
             """
-        ).persist()
+        )
         netted.createOrReplaceTempView(v["netted"])
         counts: dict[str | None, int] = {
             r[0]: int(r[1])
             for r in spark.sql(f"SELECT rule, count(*) FROM {v['tagged']} GROUP BY rule").collect()
         }
+        # The netting figures and the unmatched returns in one job.
         row = spark.sql(
             f"""
-            SELECT
-              count_if(q_netted = quantity),
-              count_if(q_netted > 0 AND q_netted < quantity),
-              coalesce(sum(q_netted), 0),
-              count_if(q_netted < quantity AND customer_id IS NULL),
-              count_if(q_netted < quantity AND
-                  (title IS NULL OR lower(title) IN ('nan', 'none', 'null', '?')))
-            FROM {v["netted"]}
+            SELECT * FROM (
+              SELECT
+                count_if(q_netted = quantity) AS n_full,
+                count_if(q_netted > 0 AND q_netted < quantity) AS n_partial,
+                coalesce(sum(q_netted), 0) AS q_netted,
+                count_if(q_netted < quantity AND customer_id IS NULL) AS n_anonymous,
+                count_if(q_netted < quantity AND
+                    (title IS NULL OR lower(title) IN ('nan', 'none', 'null', '?'))) AS n_no_title
+              FROM {v["netted"]}
+            ) CROSS JOIN (
+              SELECT coalesce(sum(r.q_returned - coalesce(b.q_bought, 0)), 0) AS q_unmatched,
+                     count_if(r.q_returned > coalesce(b.q_bought, 0)) AS n_unmatched_keys
+              FROM {v["returned"]} r LEFT JOIN (
+                  SELECT customer_id, item_id, sum(quantity) AS q_bought FROM {v["netted"]}
+                  GROUP BY customer_id, item_id
+              ) b ON r.customer_id = b.customer_id AND r.item_id = b.item_id
+              WHERE r.q_returned > coalesce(b.q_bought, 0)
+            )
             """
         ).collect()[0]
-        n_full, n_partial, q_netted, n_anonymous, n_no_title = (int(x) for x in row)
-        unmatched = spark.sql(
-            f"""
-            SELECT coalesce(sum(r.q_returned - coalesce(b.q_bought, 0)), 0),
-                   count_if(r.q_returned > coalesce(b.q_bought, 0))
-            FROM {v["returned"]} r LEFT JOIN (
-                SELECT customer_id, item_id, sum(quantity) AS q_bought FROM {v["netted"]}
-                GROUP BY customer_id, item_id
-            ) b ON r.customer_id = b.customer_id AND r.item_id = b.item_id
-            WHERE r.q_returned > coalesce(b.q_bought, 0)
-            """
-        ).collect()[0]
-        q_unmatched, n_unmatched_keys = int(unmatched[0]), int(unmatched[1])
-        n_read = int(raw.count())
+        n_full, n_partial, q_netted, n_anonymous, n_no_title = (
+            int(row[k]) for k in ("n_full", "n_partial", "q_netted", "n_anonymous", "n_no_title")
+        )
+        q_unmatched, n_unmatched_keys = int(row["q_unmatched"]), int(row["n_unmatched_keys"])
+        n_read = sum(counts.values())  # every raw row has one rule or none
+        n_kept = counts.get(None, 0) - n_full  # unremoved purchases not wholly returned
         # Item titles: the most common real title of each item across all rows read (ties: the
         # smallest title, so the choice does not depend on the partitioning).
         titles = spark.sql(
@@ -163,11 +172,7 @@ def clean_order_lines(
                    source_row
             FROM {v["netted"]} WHERE q_netted < quantity
             """
-        ).persist()
-        n_kept = int(clean.count())
-        tagged.unpersist()
-    netted.unpersist()
-
+        )
     report = cleaning_report(
         source,
         n_read,
@@ -183,7 +188,7 @@ def clean_order_lines(
     )
     if report.n_rows_read != report.n_rows_kept + report.n_rows_removed:  # pragma: no cover
         raise AssertionError(f"cleaning lost rows silently: {report.to_dict()}")
-    return SparkCleanResult(order_lines=clean, titles=titles, report=report)
+    return SparkCleanResult(order_lines=clean, titles=titles, report=report, tagged=tagged)
 
 
 __all__ = ["SparkCleanResult", "clean_order_lines", "java_pattern"]

@@ -74,10 +74,10 @@ def ingest(
     SparkUnavailableError
         pyspark or Java is missing.
     """
+    config = config or Config()
+    spark = spark or spark_session(config.spark)  # first: a missing pyspark is one line
     from pyspark import StorageLevel
 
-    config = config or Config()
-    spark = spark or spark_session(config.spark)
     loaded = load_source(spark, source, config)
     raw, adapter = read_orders(spark, loaded, config)
     raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
@@ -88,7 +88,7 @@ def ingest(
         try:
             cleaned.order_lines.write.parquet(str(landing / "lines"))
         finally:
-            cleaned.order_lines.unpersist()
+            cleaned.unpersist()
         raw.select("order_id").distinct().write.parquet(str(landing / "order_ids"))
         titles = to_arrow(cleaned.titles, _TITLES).sort_by("item_id")
         costs = to_arrow(item_costs(raw), _COSTS).sort_by("item_id")

@@ -445,7 +445,8 @@ def _timestamp_sql(
     text = _text(c)
 
     def parsed(fmt: str) -> str:
-        return f"CAST(try_to_timestamp({text}, '{spark_pattern(fmt)}') AS TIMESTAMP_NTZ)"
+        pattern = spark_pattern(fmt).replace("\\", "\\\\").replace("'", "\\'")
+        return f"CAST(try_to_timestamp({text}, '{pattern}') AS TIMESTAMP_NTZ)"
 
     if config.input.date_format is not None:
         fmt = config.input.date_format
@@ -595,29 +596,25 @@ def read_orders(
         )
     with temp_views(spark) as v:
         frame.createOrReplaceTempView(v["src"])
-        _run_checks(
-            spark,
-            v["src"],
-            name,
-            [
-                _Check(
-                    _missing_sql(
-                        col[canonical],
-                        types[fields[canonical]],
-                        is_id=canonical in ("order_id", "item_id", "customer_id"),
-                    ),
-                    fields[canonical],
+        # Missing values, then numbers: counted in one job, reported in this order.
+        checks = [
+            _Check(
+                _missing_sql(
                     col[canonical],
-                    f"missing value for required field `{canonical}`"
-                    + (
-                        ' (needed by `input.order_id` = "customer+day")'
-                        if canonical == "customer_id"
-                        else ""
-                    ),
-                )
-                for canonical in required
-            ],
-        )
+                    types[fields[canonical]],
+                    is_id=canonical in ("order_id", "item_id", "customer_id"),
+                ),
+                fields[canonical],
+                col[canonical],
+                f"missing value for required field `{canonical}`"
+                + (
+                    ' (needed by `input.order_id` = "customer+day")'
+                    if canonical == "customer_id"
+                    else ""
+                ),
+            )
+            for canonical in required
+        ]
         exprs: dict[str, str] = {}
         for canonical in ("order_id", "item_id", "customer_id", "title", "country"):
             column_name = fields.get(canonical)
@@ -635,7 +632,6 @@ def read_orders(
             "The Spark engine reads text numbers with a decimal point and no thousands "
             "separator: ingest a file with other separators with the embedded engine"
         )
-        checks = []
         for canonical in numbers:
             column_name = fields[canonical]
             number = _number_sql(col[canonical], types[column_name])
