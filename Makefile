@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pyspark (the Spark engine's extra) for the tests only: `make demo` needs neither it nor Java.
+SPARK_STAMP := $(VENV)/.spark-installed
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -18,6 +20,10 @@ $(STAMP): pyproject.toml benchmarks/pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e ./benchmarks
 	touch $(STAMP)
 
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[spark]"
+	touch $(SPARK_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/bundlewise demo --out out
 
@@ -25,10 +31,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(SPARK_STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(SPARK_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 test: lint typecheck pytest
