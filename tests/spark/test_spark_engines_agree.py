@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,29 @@ def test_spark_train_gives_the_embedded_offers(
     for name, keys in (
         ("pair_stats", ["item_a", "item_b"]),
         ("partners", ["item_id", "rank"]),
-        ("offers", ["customer_id", "offer_rank"]),
-        ("served_offers", ["customer_id"]),
+        ("offers", ["customer_id", "offer_rank"]),  # the same offer ids, prices, p_accept...
     ):
         assert_same_rows(embedded.table(name), on_spark.table(name), keys)
+    served = [
+        _sorted(w.table("served_offers"), ["customer_id"]).to_pylist() for w in (embedded, on_spark)
+    ]
+    assert [r["customer_id"] for r in served[1]] == [r["customer_id"] for r in served[0]]
+    for a, b in zip(*served, strict=True):
+        # explanations carry the pair statistics: npmi's logarithm is Java's on Spark
+        assert_same_document(json.loads(a["offers_json"]), json.loads(b["offers_json"]))
+
+
+def assert_same_document(embedded: Any, spark: Any, where: str = "") -> None:
+    """Equal JSON documents, floats within 1e-9."""
+    if isinstance(embedded, dict):
+        assert isinstance(spark, dict) and spark.keys() == embedded.keys(), where
+        for key, value in embedded.items():
+            assert_same_document(value, spark[key], f"{where}.{key}")
+    elif isinstance(embedded, list):
+        assert isinstance(spark, list) and len(spark) == len(embedded), where
+        for i, (a, b) in enumerate(zip(embedded, spark, strict=True)):
+            assert_same_document(a, b, f"{where}[{i}]")
+    elif isinstance(embedded, float):
+        assert spark == pytest.approx(embedded, rel=0, abs=1e-9), where
+    else:
+        assert spark == embedded, where

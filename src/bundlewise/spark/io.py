@@ -278,18 +278,21 @@ def _with_row_numbers(
             F.col("_metadata.file_modification_time").cast("string").alias("__mtime"),
             F.monotonically_increasing_id().alias("__id"),
         )
-        splits = (
-            tagged.groupBy("__file", "__block", "__size", "__mtime")
-            .agg(F.count(F.lit(1)).alias("n"), F.min("__id").alias("first_id"))
-            .collect()
-        )
-    except Exception:  # not backed by files (an in-memory table, a view): scan order
+    except Exception:  # no file metadata (an in-memory table, a view): the scan's order
         ordered = frame.withColumn("__id", F.monotonically_increasing_id())
         numbered = ordered.withColumn(_ROW, F.row_number().over(Window.orderBy("__id"))).drop(
             "__id"
         )
         digest = _content_digest(numbered, frame.columns)
         return numbered, digest
+    try:
+        splits = (
+            tagged.groupBy("__file", "__block", "__size", "__mtime")
+            .agg(F.count(F.lit(1)).alias("n"), F.min("__id").alias("first_id"))
+            .collect()
+        )
+    except Exception as exc:  # a corrupt or unreadable file
+        raise DataValidationError(source, f"cannot read ({kind}): {_first_line(exc)}") from None
     if not splits:
         raise DataValidationError(source, "no rows")
     splits = sorted(splits, key=lambda r: (r["__file"], r["__block"]))
