@@ -62,6 +62,9 @@ _SCHEMA = pa.schema(
     ]
 )
 
+#: The Arrow schema of candidate tables (:data:`bundlewise.composer.CANDIDATE_COLUMNS`).
+CANDIDATE_SCHEMA = _SCHEMA
+
 #: Interest blocks: (customer ids, interest of those customers as CSR rows).
 InterestBlocks = Iterable[tuple[Sequence[str], sp.csr_matrix]]
 
@@ -564,6 +567,7 @@ def search_interest(
 
 
 __all__ = [
+    "CANDIDATE_SCHEMA",
     "beam_search_bundles",
     "compose_beam_candidates",
     "fit_knn_similarity",
