@@ -30,6 +30,9 @@ def spark() -> Iterator[Any]:
     from bundlewise.config import SparkConfig
     from bundlewise.spark.session import spark_session
 
-    session = spark_session(SparkConfig(master="local[2]", shuffle_partitions=4))
+    config = SparkConfig(
+        master="local[2]", shuffle_partitions=4, conf=(("spark.ui.enabled", "false"),)
+    )
+    session = spark_session(config)
     yield session
     session.stop()

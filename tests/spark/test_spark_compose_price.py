@@ -34,7 +34,7 @@ class World:
 
     def __init__(self, spark: Any, tmp: Path) -> None:
         path = tmp / "slice.parquet"
-        pq.write_table(pq.read_table(bundled_dataset_path()).slice(0, 20_000), path)
+        pq.write_table(pq.read_table(bundled_dataset_path()).slice(0, 10_000), path)
         workspace = Workspace(tmp / "ws")
         ingest(workspace, path)
         self.lines = workspace.table("order_lines")
@@ -50,6 +50,7 @@ class World:
         customers = self.lines.column("customer_id").drop_null()
         #: extra customers: one with lines, one without, the anonymous one
         self.extra = [str(customers[0]), "ghost", ANONYMOUS]
+        self.candidates = compose_beam_candidates(self.lines, self.pairs, COMPOSER, self.extra)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_spark_candidates_are_the_embedded_ones(spark: Any, world: World, candid
 
     from bundlewise.spark.compose import canonical, customer_partition
 
-    expected = compose_beam_candidates(world.lines, world.pairs, COMPOSER, world.extra)
+    expected = world.candidates
     got = _sorted(canonical(candidates.toArrow(), CANDIDATE_SCHEMA))
     assert got.schema == expected.schema
     assert got.num_rows == expected.num_rows > 0
@@ -94,16 +95,14 @@ def test_spark_candidates_are_the_embedded_ones(spark: Any, world: World, candid
 
 
 def test_spark_offers_are_the_embedded_ones(spark: Any, world: World, candidates: Any) -> None:
-    from bundlewise.spark.compose import canonical
     from bundlewise.spark.price import price_offers_spark, weekly_units_spark
 
-    embedded_candidates = compose_beam_candidates(world.lines, world.pairs, COMPOSER, world.extra)
     config = Config(pricing=PricingConfig(discount_budget=50.0))
     response = estimate_price_response(world.lines)
     units = weekly_units_spark(world.lines_df)
     assert units == weekly_units(world.lines)
     expected = price_offers(
-        embedded_candidates, world.items, config, "v-test", response, keep=5, weekly_units=units
+        world.candidates, world.items, config, "v-test", response, keep=5, weekly_units=units
     )
     priced = price_offers_spark(
         spark, candidates, world.items, config, "v-test", response, keep=5,
@@ -111,8 +110,6 @@ def test_spark_offers_are_the_embedded_ones(spark: Any, world: World, candidates
     )  # fmt: skip
     try:
         got = priced.to_priced_offers()
-        # the DataFrames hold the same rows
-        assert _sorted(canonical(priced.offers.toArrow(), got.offers.schema)).equals(got.offers)
         assert priced.not_offered.count() == got.not_offered.num_rows
     finally:
         priced.unpersist()
