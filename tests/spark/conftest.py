@@ -5,10 +5,21 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+#: The settings of the engine's sessions (UTC time zone, Arrow, ANSI SQL), small for tests.
+SETTINGS = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.ansi.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
 
 
 def _why_no_spark() -> str:
@@ -27,12 +38,14 @@ def spark() -> Iterator[Any]:
     why = _why_no_spark()
     if why:
         pytest.skip(why)
-    from bundlewise.config import SparkConfig
-    from bundlewise.spark.session import spark_session
+    from pyspark.sql import SparkSession
 
-    config = SparkConfig(
-        master="local[2]", shuffle_partitions=4, conf=(("spark.ui.enabled", "false"),)
-    )
-    session = spark_session(config)
+    # local workers run this interpreter (the one with bundlewise installed)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master("local[2]").appName("bundlewise-tests")
+    for key, value in SETTINGS.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
