@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from bundlewise.composer.beam import CANDIDATE_SCHEMA
@@ -260,6 +261,8 @@ def compose_candidates_spark(
     known = lines.where(F.col("customer_id").isNotNull())
     context = spark.sparkContext
     similarity = None
+    #: the customers with lines, where already collected
+    present: set[str] | None = None
     if config.knn_weight > 0:
         # who bought what, over all customers: the item-kNN neighbours, fitted on the driver
         first = context.broadcast({"end_ts": end_ts, "config": config})
@@ -269,6 +272,7 @@ def compose_candidates_spark(
         )
         first.destroy()
         similarity = fit_knn_similarity(_binary(weights, items), config)
+        present = set(pc.unique(weights.column("customer_id")).to_pylist())
     shared = context.broadcast(
         {"items": items, "end_ts": end_ts, "similarity": similarity, "pairs": pair_table,
          "config": config}
@@ -277,11 +281,12 @@ def compose_candidates_spark(
     extra = list(dict.fromkeys(customer_ids or []))
     if not extra:
         return personal
-    seen = to_arrow(
-        known.where(F.col("customer_id").isin(extra)).select("customer_id").distinct(),
-        pa.schema([("customer_id", pa.string())]),
-    )
-    present = set(seen.column("customer_id").to_pylist())
+    if present is None:
+        seen = to_arrow(
+            known.where(F.col("customer_id").isin(extra)).select("customer_id").distinct(),
+            pa.schema([("customer_id", pa.string())]),
+        )
+        present = set(seen.column("customer_id").to_pylist())
     missing = [c for c in extra if c not in present]
     if not missing:
         return personal

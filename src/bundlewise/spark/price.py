@@ -233,17 +233,21 @@ def price_offers_spark(
         priced = per_customer_partition(cands, parts, _price_job(shared), _PRICED_SCHEMA)
         priced = priced.persist(StorageLevel.MEMORY_AND_DISK)
         status = F.col("status")
-        n_cost_assumed = priced.where((status != _NOT_OFFERED) & F.col("is_cost_assumed")).count()
+        # one pass over the offered rows: the keys of those kept, and the count of assumed costs
+        offered = to_arrow(
+            priced.where(status != _NOT_OFFERED),
+            pa.schema([_PRICED_SCHEMA.field(n) for n in
+                       ("status", "customer_id", "item_ids", "is_cost_assumed")]),
+        )  # fmt: skip
     finally:
         cands.unpersist()
-    offers = priced.where(status == _OFFER).select(*OFFER_COLUMNS)
-    not_offered = priced.where(status == _NOT_OFFERED).select(*NOT_OFFERED_SCHEMA.names)
-    keys = to_arrow(
-        offers, pa.schema([OFFER_SCHEMA.field("customer_id"), OFFER_SCHEMA.field("item_ids")])
-    )
+    n_cost_assumed = pc.sum(offered.column("is_cost_assumed").cast(pa.int64())).as_py() or 0
+    keys = offered.filter(pc.equal(offered.column("status"), _OFFER))
     kept = pricer.restricted_to(
         keys.column("customer_id").to_pylist(), keys.column("item_ids").to_pylist()
     )
+    offers = priced.where(status == _OFFER).select(*OFFER_COLUMNS)
+    not_offered = priced.where(status == _NOT_OFFERED).select(*NOT_OFFERED_SCHEMA.names)
     return SparkPricedOffers(offers, not_offered, int(n_cost_assumed), kept, priced, shared)
 
 
