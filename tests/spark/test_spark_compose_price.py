@@ -99,7 +99,8 @@ def test_spark_offers_are_the_embedded_ones(spark: Any, world: World, candidates
 
     config = Config(pricing=PricingConfig(discount_budget=50.0))
     response = estimate_price_response(world.lines)
-    units = weekly_units_spark(world.lines_df)
+    # lines as Spark TIMESTAMP (UTC session time zone) here, TIMESTAMP_NTZ from the Parquet file
+    units = weekly_units_spark(spark.createDataFrame(world.lines))
     assert units == weekly_units(world.lines)
     expected = price_offers(
         world.candidates, world.items, config, "v-test", response, keep=5, weekly_units=units
