@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from bundlewise.composer.interest import row_max
+from bundlewise.composer.interest import InterestMatrix, row_max
 from bundlewise.config import ComposerConfig
 
 #: ``on_progress(done, total)``: items done inside a long step.
@@ -61,6 +61,9 @@ _SCHEMA = pa.schema(
         ("min_pair_lift", pa.float64()),
     ]
 )
+
+#: The Arrow schema of candidate tables (:data:`bundlewise.composer.CANDIDATE_COLUMNS`).
+CANDIDATE_SCHEMA = _SCHEMA
 
 #: Interest blocks: (customer ids, interest of those customers as CSR rows).
 InterestBlocks = Iterable[tuple[Sequence[str], sp.csr_matrix]]
@@ -498,31 +501,59 @@ def compose_beam_candidates(
         Columns of :data:`bundlewise.composer.CANDIDATE_COLUMNS`.
     """
     from bundlewise.composer.candidates import add_popular_fallback
-    from bundlewise.composer.interest import blend_csr, history_interest
-    from bundlewise.models.item_knn import ItemKNNRecommender
+    from bundlewise.composer.interest import history_interest
 
     config = config or ComposerConfig()
     interest = history_interest(order_lines, config.recency_half_life_days)
+    similarity = fit_knn_similarity(interest.binary(), config)
+    personal = search_interest(interest, pairs, config, similarity, on_progress=on_progress)
+    return add_popular_fallback(personal, order_lines, pairs, config.n_offers, customer_ids)
+
+
+def fit_knn_similarity(binary: sp.csr_matrix, config: ComposerConfig) -> sp.csr_matrix | None:
+    """The item-kNN neighbours of the composer, fitted on which items every customer bought
+    (rows: customers, in any order); ``None`` when the kNN view is off or there are no
+    customers."""
+    from bundlewise.models.item_knn import ItemKNNRecommender
+
+    if config.knn_weight <= 0 or binary.shape[0] == 0:
+        return None
+    similarity: sp.csr_matrix = ItemKNNRecommender(n_neighbors=100).fit(binary).similarity_
+    return similarity
+
+
+def search_interest(
+    interest: InterestMatrix,
+    pairs: pa.Table,
+    config: ComposerConfig,
+    similarity: sp.csr_matrix | None,
+    on_progress: ItemProgress | None = None,
+) -> pa.Table:
+    """The personal bundles of the customers of ``interest`` (any subset of all customers, with
+    all the items as columns): history interest blended with the kNN view of ``similarity``
+    (:func:`fit_knn_similarity` over all customers), searched ``config.block_size`` customers at
+    a time. A customer's bundles depend on their own row only."""
+    from bundlewise.composer.interest import blend_csr
+    from bundlewise.models.base import as_interactions
+    from bundlewise.models.item_knn import knn_scores
+
     n_customers = len(interest.customer_ids)
-    knn = (
-        ItemKNNRecommender(n_neighbors=100).fit(interest.binary())
-        if config.knn_weight > 0 and n_customers
-        else None
-    )
     weights = {"history": 1.0}
-    if knn is not None:
+    user_items = None
+    if similarity is not None:
         weights["item_knn"] = config.knn_weight
+        user_items = as_interactions(interest.binary())
 
     def blocks() -> Iterator[tuple[Sequence[str], sp.csr_matrix]]:
         """Each block's blended interest, computed only when the search reaches it."""
         for lo in range(0, n_customers, config.block_size):
             rows = np.arange(lo, min(lo + config.block_size, n_customers))
             views = {"history": interest.matrix[rows]}
-            if knn is not None:
-                views["item_knn"] = knn.score_sparse(rows)
+            if similarity is not None and user_items is not None:
+                views["item_knn"] = knn_scores(user_items[rows], similarity)
             yield interest.customer_ids[lo : lo + config.block_size], blend_csr(views, weights)
 
-    personal = search_blocks(
+    return search_blocks(
         n_customers,
         blocks(),
         interest.item_ids,
@@ -533,7 +564,13 @@ def compose_beam_candidates(
         max_bundle_size=config.max_bundle_size,
         on_progress=on_progress,
     )
-    return add_popular_fallback(personal, order_lines, pairs, config.n_offers, customer_ids)
 
 
-__all__ = ["beam_search_bundles", "compose_beam_candidates", "search_blocks"]
+__all__ = [
+    "CANDIDATE_SCHEMA",
+    "beam_search_bundles",
+    "compose_beam_candidates",
+    "fit_knn_similarity",
+    "search_blocks",
+    "search_interest",
+]

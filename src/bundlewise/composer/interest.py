@@ -46,16 +46,35 @@ def history_interest(order_lines: pa.Table, half_life_days: float = 120.0) -> In
     Customers are those with an id; items are all sold items (anonymous baskets included),
     so that complements bought only by others are columns too.
     """
-    known = order_lines.filter(pc.is_valid(order_lines.column("customer_id")))
+    items, end_ts = interest_globals(order_lines)
+    weights = interest_weights(order_lines, end_ts, half_life_days)
+    return interest_matrix(weights, items)
+
+
+def interest_globals(order_lines: pa.Table) -> tuple[list[str], pa.Table]:
+    """What the interest of every customer depends on beyond their own lines: the sorted item
+    ids (the columns) and the end of the data (a one-row table ``t``, of the type of ``ts``)."""
     con = _sql.connect()
     try:
         con.register("lines", order_lines.select(["item_id", "ts"]))
-        con.register("known", known.select(["order_id", "customer_id", "item_id", "ts"]))
         items = [r[0] for r in con.execute(
             "SELECT DISTINCT item_id FROM lines ORDER BY 1").fetchall()]  # fmt: skip
+        end_ts = con.sql("SELECT max(ts) AS t FROM lines").to_arrow_table()
+    finally:
+        con.close()
+    return items, end_ts
+
+
+def interest_weights(order_lines: pa.Table, end_ts: pa.Table, half_life_days: float) -> pa.Table:
+    """``customer_id, item_id, w`` of the customers with an id in ``order_lines`` (all their
+    lines), recency counted back from ``end_ts`` (of :func:`interest_globals`, over all lines)."""
+    known = order_lines.filter(pc.is_valid(order_lines.column("customer_id")))
+    con = _sql.connect()
+    try:
+        con.register("known", known.select(["order_id", "customer_id", "item_id", "ts"]))
+        con.register("end_ts", end_ts.select(["t"]))
         weights = con.sql(
             """
-            WITH end_ts AS (SELECT max(ts) AS t FROM lines)
             SELECT customer_id, item_id,
                    ln(1 + count(DISTINCT order_id))
                    * pow(0.5, date_diff('second', max(ts), any_value(end_ts.t)) / 86400.0
@@ -66,6 +85,11 @@ def history_interest(order_lines: pa.Table, half_life_days: float = 120.0) -> In
         ).to_arrow_table()
     finally:
         con.close()
+    return weights
+
+
+def interest_matrix(weights: pa.Table, items: list[str]) -> InterestMatrix:
+    """:func:`interest_weights` as a matrix: customers sorted, columns ``items``."""
     customers = sorted(set(pc.unique(weights.column("customer_id")).to_pylist()))
     rows = pc.index_in(weights.column("customer_id"), value_set=pa.array(customers, pa.string()))
     cols = pc.index_in(weights.column("item_id"), value_set=pa.array(items, pa.string()))
@@ -216,6 +240,9 @@ __all__ = [
     "blend_csr",
     "customer_sequences",
     "history_interest",
+    "interest_globals",
+    "interest_matrix",
+    "interest_weights",
     "max_normalize",
     "max_normalize_csr",
     "row_max",

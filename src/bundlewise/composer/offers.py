@@ -94,13 +94,28 @@ def weekly_units(lines: pa.Table) -> dict[str, float]:
     con = _sql.connect()
     try:
         con.register("l", lines.select(["item_id", "quantity", "ts"]))
+        units = con.sql(
+            "SELECT item_id, CAST(sum(quantity) AS BIGINT) AS units FROM l GROUP BY item_id"
+        ).to_arrow_table()
+        span = con.sql("SELECT min(ts) AS lo, max(ts) AS hi FROM l").to_arrow_table()
+    finally:
+        con.close()
+    return weekly_units_from(units, span)
+
+
+def weekly_units_from(units: pa.Table, span: pa.Table) -> dict[str, float]:
+    """:func:`weekly_units` from each item's units sold (``item_id, units``) and the first and
+    last timestamp of the history (a one-row table ``lo, hi``)."""
+    con = _sql.connect()
+    try:
+        con.register("u", units.select(["item_id", "units"]))
+        con.register("span", span.select(["lo", "hi"]))
         rows = con.execute(
             """
-            WITH span AS (
-                SELECT greatest(date_diff('second', min(ts), max(ts)) / 604800.0, 1.0) AS weeks
-                FROM l
+            WITH w AS (
+                SELECT greatest(date_diff('second', lo, hi) / 604800.0, 1.0) AS weeks FROM span
             )
-            SELECT item_id, sum(quantity) / any_value(span.weeks) FROM l, span GROUP BY item_id
+            SELECT item_id, units / w.weeks FROM u, w
             """
         ).fetchall()
     finally:
@@ -141,17 +156,32 @@ def price_offers(
     -------
     PricedOffers
     """
+    full = full_config(config)
+    table = sorted_candidates(candidates)
+    pricer = build_pricer(table, items, full, model_version, response, weekly_units)
+    offers, not_offered, n_cost_assumed = price_batch(table, pricer, keep)
+    kept = pricer.restricted_to(
+        offers.column("customer_id").to_pylist(), offers.column("item_ids").to_pylist()
+    )
+    return PricedOffers(offers, not_offered, n_cost_assumed, kept)
+
+
+def full_config(config: PricingConfig | Config | None) -> Config:
+    """The full config :func:`price_offers` prices under (saved with the pricer)."""
     if config is None:
-        full = Config()
-    elif isinstance(config, Config):
-        full = config
-    else:
-        full = Config(pricing=config)
-    pricing = full.pricing
+        return Config()
+    if isinstance(config, Config):
+        return config
+    return Config(pricing=config)
+
+
+def sorted_candidates(candidates: pa.Table) -> pa.Table:
+    """The candidates by customer and rank, with each one's ``score_quantile`` among all of
+    them (what its appeal comes from)."""
     con = _sql.connect()
     try:
         con.register("cands", candidates)
-        table = con.sql(
+        return con.sql(
             """
             SELECT c.*, percent_rank() OVER (ORDER BY c.score) AS score_quantile
             FROM cands c ORDER BY c.customer_id, c.offer_rank
@@ -160,7 +190,19 @@ def price_offers(
     finally:
         con.close()
 
-    n = table.num_rows
+
+def build_pricer(
+    table: pa.Table,
+    items: pa.Table,
+    full: Config,
+    model_version: str,
+    response: ResponseFit | None,
+    weekly_units: dict[str, float] | None,
+) -> Pricer:
+    """The one :class:`Pricer` of a batch: appeals from the score quantiles of ``table``
+    (:func:`sorted_candidates` of the whole batch: ``customer_id, item_ids,
+    score_quantile``), batch decisions solved over all its rows."""
+    pricing = full.pricing
     customer_ids: list[str] = table.column("customer_id").to_pylist()
     item_ids: list[list[str]] = table.column("item_ids").to_pylist()
     if response is not None and pricing.sensitivity_source != "prior":
@@ -186,7 +228,7 @@ def price_offers(
         dtype=np.float64,
     )  # fmt: skip
     appeal = intercept_for_acceptance(accept_at_list, b)
-    pricer = Pricer.from_batch(
+    return Pricer.from_batch(
         model_version=model_version,
         config=full,
         catalog=catalog,
@@ -196,36 +238,52 @@ def price_offers(
         bundles=item_ids,
         appeals=appeal.tolist(),
     )
-    rows = pricer.price_rows(customer_ids, item_ids)
-    offers, not_offered = _offer_tables(table, rows, pricer, model_version)
-    # Re-rank after dropping infeasible candidates so ranks stay 1..k per customer; by expected
-    # profit (ties: the composer's order) or by the composer's order alone.
+
+
+def price_batch(
+    table: pa.Table, pricer: Pricer, keep: int | None
+) -> tuple[pa.Table, pa.Table, int]:
+    """Price candidates (whole customers; any part of the batch ``pricer`` was built over):
+    the offers ranked and cut at ``keep`` per customer, the candidates not offered, and how
+    many offered candidates (kept or not) assume a cost share."""
+    offers, not_offered, n_cost_assumed = price_table(table, pricer)
+    return rank_offers(offers, pricer.pricing.rank_by, keep), not_offered, n_cost_assumed
+
+
+def price_table(table: pa.Table, pricer: Pricer) -> tuple[pa.Table, pa.Table, int]:
+    """Every candidate priced by ``pricer`` (row by row): the offered ones (ranks as the
+    composer's), those not offered, and how many offered ones assume a cost share."""
+    rows = pricer.price_rows(
+        table.column("customer_id").to_pylist(), table.column("item_ids").to_pylist()
+    )
+    offers, not_offered = _offer_tables(table, rows, pricer, pricer.model_version)
+    n_cost_assumed = int(np.sum(rows.is_cost_assumed & rows.offered)) if table.num_rows else 0
+    return offers, not_offered, n_cost_assumed
+
+
+def rank_offers(offers: pa.Table, rank_by: str, keep: int | None) -> pa.Table:
+    """Ranks 1..k per customer after infeasible candidates were dropped: by expected profit
+    (ties: the composer's order) or by the composer's order alone; at most ``keep`` each."""
+    if not offers.num_rows:
+        return offers
     order = (
-        "expected_profit_minor DESC, offer_rank"
-        if pricing.rank_by == "expected_profit"
-        else "offer_rank"
+        "expected_profit_minor DESC, offer_rank" if rank_by == "expected_profit" else "offer_rank"
     )
-    if offers.num_rows:
-        con = _sql.connect()
-        try:
-            con.register("o", offers)
-            ranked = con.sql(
-                "SELECT * REPLACE (CAST(row_number() OVER (PARTITION BY customer_id "
-                f"ORDER BY {order}) AS INTEGER) AS offer_rank) FROM o"
-            ).to_arrow_table()
-            con.register("ranked", ranked)
-            limit = "" if keep is None else "WHERE offer_rank <= $keep"
-            offers = con.sql(
-                f"SELECT * FROM ranked {limit} ORDER BY customer_id, offer_rank",
-                params={"keep": int(keep)} if keep is not None else None,
-            ).to_arrow_table()
-        finally:
-            con.close()
-    n_cost_assumed = int(np.sum(rows.is_cost_assumed & rows.offered)) if n else 0
-    kept = pricer.restricted_to(
-        offers.column("customer_id").to_pylist(), offers.column("item_ids").to_pylist()
-    )
-    return PricedOffers(offers, not_offered, n_cost_assumed, kept)
+    con = _sql.connect()
+    try:
+        con.register("o", offers)
+        ranked = con.sql(
+            "SELECT * REPLACE (CAST(row_number() OVER (PARTITION BY customer_id "
+            f"ORDER BY {order}) AS INTEGER) AS offer_rank) FROM o"
+        ).to_arrow_table()
+        con.register("ranked", ranked)
+        limit = "" if keep is None else "WHERE offer_rank <= $keep"
+        return con.sql(
+            f"SELECT * FROM ranked {limit} ORDER BY customer_id, offer_rank",
+            params={"keep": int(keep)} if keep is not None else None,
+        ).to_arrow_table()
+    finally:
+        con.close()
 
 
 def offer_reason(evidence: str, rows: PricedRows, k: int) -> str:
@@ -373,8 +431,15 @@ __all__ = [
     "OFFER_COLUMNS",
     "PRICE_SENTENCE",
     "PricedOffers",
+    "build_pricer",
+    "full_config",
     "offer_reason",
+    "price_batch",
     "price_offers",
+    "price_table",
+    "rank_offers",
     "reprice_offers",
+    "sorted_candidates",
     "weekly_units",
+    "weekly_units_from",
 ]

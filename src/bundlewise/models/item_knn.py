@@ -105,9 +105,16 @@ class ItemKNNRecommender(Recommender):
         """
         self._check_is_fitted()
         users = self._check_users(user_idx)
-        scores = sp.csr_matrix(self.user_items_[users] @ self.similarity_, dtype=np.float64)
-        scores.sort_indices()
-        return scores
+        return knn_scores(self.user_items_[users], self.similarity_)
 
 
-__all__ = ["ItemKNNRecommender"]
+def knn_scores(user_items: sp.csr_matrix, similarity: sp.csr_matrix) -> sp.csr_matrix:
+    """Scores of users (rows of their binary ``user_items``, as :func:`as_interactions` gives)
+    against a fitted ``similarity_``: float64 CSR with sorted indices; each row depends on that
+    user's items only."""
+    scores = sp.csr_matrix(user_items @ similarity, dtype=np.float64)
+    scores.sort_indices()
+    return scores
+
+
+__all__ = ["ItemKNNRecommender", "knn_scores"]
