@@ -5,7 +5,8 @@ Usage::
 
     python benchmarks/scale.py [--store grocery] [--store bundled] [--max-rss-gb 12]
                                [--set composer.block_size=4096] [--json OUT.json]
-    python benchmarks/scale.py --series grow --series fixed [--peers] [--max-rss-gb 12]
+    python benchmarks/scale.py --series grow --series fixed [--peers [--spark]] [--max-rss-gb 12]
+    python benchmarks/scale.py --store grow-2m --mining-only [--spark] [--peer-timeout 300]
     python benchmarks/scale.py --build OUT.parquet [--lines N --customers N --items N]
                                [--fixed-catalog]
 
@@ -374,9 +375,10 @@ def measure(orders: Path, config_toml: str, max_rss_gb: float) -> dict[str, Any]
     return out
 
 
-#: The mining tools compared on the same baskets: bundlewise's DuckDB pair statistics, then
-#: mlxtend's fpgrowth and efficient-apriori with the same minimum count and pairs only.
-MINERS = ("bundlewise", "mlxtend-fpgrowth", "efficient-apriori")
+#: The mining tools compared on the same baskets: bundlewise's DuckDB pair statistics, the same
+#: statistics on Spark local (``local[2]``; session start not counted), then mlxtend's fpgrowth
+#: and efficient-apriori with the same minimum count and pairs only.
+MINERS = ("bundlewise", "bundlewise-spark", "mlxtend-fpgrowth", "efficient-apriori")
 
 _BASKETS = """
 COPY (
@@ -412,6 +414,28 @@ def _mine_child(miner: str, baskets: Path, min_count: int, out: Path) -> None:
             strict=True,
         ):
             pairs[(a, b)] = int(n)
+    elif miner == "bundlewise-spark":
+        from bundlewise.config import MiningConfig
+        from bundlewise.spark import spark_session
+        from bundlewise.spark.mining import mine_pairs
+
+        spark = spark_session()
+        spark.range(1).count()  # the JVM is up before the clock starts
+        start = time.perf_counter()
+        mined = mine_pairs(
+            spark, spark.read.parquet(str(baskets)), MiningConfig(min_count=min_count)
+        )
+        t = mined.pairs_table()
+        seconds = time.perf_counter() - start
+        n_orders = mined.n_orders
+        for a, b, n in zip(
+            t.column("item_a").to_pylist(),
+            t.column("item_b").to_pylist(),
+            t.column("n_ab").to_pylist(),
+            strict=True,
+        ):
+            pairs[(a, b)] = int(n)
+        spark.stop()
     else:
         grouped = lines.group_by("order_id").aggregate([("item_id", "list")])
         baskets_list = grouped.column("item_id_list").to_pylist()
@@ -462,10 +486,16 @@ def _mine_child(miner: str, baskets: Path, min_count: int, out: Path) -> None:
 
 
 def compare_miners(
-    orders: Path, max_rss_gb: float, timeout_s: float, min_count: int = 5, max_items: int = 150
+    orders: Path,
+    max_rss_gb: float,
+    timeout_s: float,
+    min_count: int = 5,
+    max_items: int = 150,
+    spark: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every tool of :data:`MINERS` on the same baskets (orders of at most ``max_items``
-    distinct items), each in a child process stopped after ``timeout_s``."""
+    """Every tool of :data:`MINERS` (Spark only with ``spark``) on the same baskets (orders of
+    at most ``max_items`` distinct items), each in a child process stopped after
+    ``timeout_s``."""
     import importlib.util
 
     missing = [m for m in ("mlxtend", "efficient_apriori") if importlib.util.find_spec(m) is None]
@@ -473,6 +503,7 @@ def compare_miners(
         raise SystemExit(
             f"--peers needs {' and '.join(missing)}: pip install -e './benchmarks[peers]'"
         )
+    miners = [m for m in MINERS if m != "bundlewise-spark" or spark]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         baskets = Path(tmp) / "baskets.parquet"
@@ -482,7 +513,7 @@ def compare_miners(
             {"path": str(orders)},
         )
         con.close()
-        for miner in MINERS:
+        for miner in miners:
             out = Path(tmp) / f"{miner}.json"
             cmd = [
                 sys.executable,
@@ -567,6 +598,7 @@ def main() -> None:
     parser.add_argument("--series", action="append", default=[], choices=sorted(SERIES))
     parser.add_argument("--fixed-catalog", action="store_true", help="with --build")
     parser.add_argument("--peers", action="store_true", help="compare mining tools too")
+    parser.add_argument("--spark", action="store_true", help="--peers: Spark local too")
     parser.add_argument("--mining-only", action="store_true", help="only --peers, no train")
     parser.add_argument("--peer-timeout", type=float, default=300.0, help="seconds per tool")
     parser.add_argument("--mine-child", choices=MINERS, help=argparse.SUPPRESS)
@@ -617,7 +649,9 @@ def main() -> None:
                 else measure(orders, config_toml, args.max_rss_gb)
             )
             if args.peers or args.mining_only:
-                measured["miners"] = compare_miners(orders, args.max_rss_gb, args.peer_timeout)
+                measured["miners"] = compare_miners(
+                    orders, args.max_rss_gb, args.peer_timeout, spark=args.spark
+                )
             results.append({"store": store, "synthetic": facts, **measured})
             print(f"{'step':<18}{'seconds':>10}{'peak RSS GiB':>14}")
             for row in measured["steps"]:
