@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from bundlewise.composer.explain import offers_by_customer
 from bundlewise.composer.offers import reprice_offers
@@ -23,7 +24,13 @@ from bundlewise.data import Workspace
 from bundlewise.exceptions import ConfigError, WorkspaceError
 from bundlewise.pricing.pricer import ANONYMOUS, CatalogItem, Pricer
 from bundlewise.serving.buckets import BucketRange
-from bundlewise.serving.snapshot import in_buckets, read_manifest, read_served_offers, snapshot_path
+from bundlewise.serving.snapshot import (
+    in_buckets,
+    read_manifest,
+    read_served_offers,
+    snapshot_path,
+    workspace_served_offers,
+)
 
 DEFAULT_N = 5
 
@@ -32,13 +39,14 @@ DEFAULT_N = 5
 class Snapshot:
     """What the server answers from; immutable once built.
 
-    Offers are kept as one JSON array per customer (built in SQL at load), looked up by index,
-    so a million customers cost one Arrow string column and one dict of positions.
+    Offers are kept as one JSON array per customer (built in SQL by ``train``), looked up by
+    position, so a million customers cost one Arrow string column (in the chunks it was read
+    in) and one dict of positions.
     """
 
     model_version: str
     customer_index: dict[str, int]
-    offers_column: pa.Array
+    offers_column: pa.Array | pa.ChunkedArray
     partners: dict[str, list[dict[str, Any]]]
     pricer: Pricer
     config: Config
@@ -189,7 +197,7 @@ def _workspace_served_offers(workspace: Workspace, pricer: Pricer) -> pa.Table:
                 f"no trained model in {workspace.path}: run `bundlewise train` first."
             )
         if "served_offers" in names:
-            stored = con.sql("SELECT * FROM served_offers").to_arrow_table()
+            stored = workspace_served_offers(con)
             if stored.num_rows and stored.column("model_version")[0].as_py() == (
                 pricer.model_version
             ):
@@ -266,7 +274,11 @@ def load_snapshot(
             table = in_buckets(table, buckets)
     else:
         table, source = _served_offers(workspace, pricer, buckets)
-    customers = table.column("customer_id").to_pylist()
+    # Customers in id order (the order the workspace table has), each with its row's position:
+    # the offers stay in the chunks they were read in, never sorted or copied.
+    ids = table.column("customer_id")
+    order = pc.sort_indices(ids)
+    customer_index = dict(zip(ids.take(order).to_pylist(), order.to_numpy().tolist(), strict=True))
     partners: dict[str, list[dict[str, Any]]] = {}
     with workspace.connect(read_only=True) as con:
         for item_id, partner_id, n_ab, lift, npmi in con.execute(
@@ -283,8 +295,8 @@ def load_snapshot(
             )
     return Snapshot(
         model_version=pricer.model_version,
-        customer_index={c: i for i, c in enumerate(customers)},
-        offers_column=table.column("offers_json").cast(pa.large_string()).combine_chunks(),
+        customer_index=customer_index,
+        offers_column=table.column("offers_json"),
         partners=partners,
         pricer=pricer,
         config=config,

@@ -147,7 +147,8 @@ def read_served_offers(
     directory: str | Path, manifest: dict[str, Any], buckets: BucketRange | None = None
 ) -> pa.Table:
     """The snapshot's served offers (only ``buckets``' customers and the anonymous fallback,
-    when given), sorted by customer id as the workspace table is.
+    when given), in no particular order, as Arrow chunks of :data:`ROWS_PER_CHUNK` rows
+    streamed from the files (never the whole table in DuckDB, nor a sorted copy).
 
     Raises
     ------
@@ -171,12 +172,12 @@ def read_served_offers(
     try:
         con.execute("SET enable_progress_bar = false")
         try:
-            table: pa.Table = con.sql(
+            table = _streamed(
+                con,
                 "SELECT customer_id, offers_json, model_version "
-                f"FROM read_parquet('{pattern}', hive_partitioning = true) {where} "
-                "ORDER BY customer_id",
-                params=params or None,
-            ).to_arrow_table()
+                f"FROM read_parquet('{pattern}', hive_partitioning = true) {where}",
+                params,
+            )
         except duckdb.IOException as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise WorkspaceError(f"{files}: cannot read the snapshot: {first}") from None
@@ -187,6 +188,21 @@ def read_served_offers(
             f"{files}: {table.num_rows} rows, the manifest says {manifest.get('n_rows')!r}"
         )
     return table
+
+
+#: Rows of one Arrow chunk of the loaded offers (a chunk's JSON stays well under 2 GiB).
+ROWS_PER_CHUNK = 65_536
+
+
+def _streamed(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
+    reader = con.sql(query, params=params or None).to_arrow_reader(ROWS_PER_CHUNK)
+    table: pa.Table = reader.read_all()
+    return table
+
+
+def workspace_served_offers(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The workspace table ``served_offers`` streamed in chunks (as :func:`read_served_offers`)."""
+    return _streamed(con, f'SELECT * FROM "{SERVED_OFFERS}"', [])
 
 
 def in_buckets(table: pa.Table, buckets: BucketRange) -> pa.Table:
@@ -210,10 +226,12 @@ __all__ = [
     "COLUMNS",
     "MANIFEST",
     "SNAPSHOT_DIR",
+    "ROWS_PER_CHUNK",
     "in_buckets",
     "read_manifest",
     "read_served_offers",
     "snapshot_path",
     "write_manifest",
+    "workspace_served_offers",
     "write_snapshot",
 ]
