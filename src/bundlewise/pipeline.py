@@ -25,7 +25,7 @@ from bundlewise._version import __version__
 from bundlewise.composer import compose_candidates, price_offers
 from bundlewise.composer.beam import compose_beam_candidates
 from bundlewise.composer.cold_start import cold_start_partners
-from bundlewise.composer.explain import Encoder, offers_by_customer, pair_text_similarity
+from bundlewise.composer.explain import Encoder, pair_text_similarity, store_served_offers
 from bundlewise.composer.offers import PricedOffers, weekly_units
 from bundlewise.config import Config
 from bundlewise.data import IngestResult, Workspace, _sql
@@ -34,6 +34,7 @@ from bundlewise.mining import PairMiner
 from bundlewise.money import currency_exponent, from_minor_units
 from bundlewise.pricing.estimation import ResponseFit, estimate_price_response, response_table
 from bundlewise.pricing.pricer import ANONYMOUS
+from bundlewise.serving.snapshot import write_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ def _step_price(run: _TrainRun) -> None:
         keep=run.config.composer.n_offers,
         weekly_units=weekly_units(run.lines),
     )
+    run.candidates = None  # priced: no later step reads the candidates
 
 
 def _step_cold_start(run: _TrainRun) -> None:
@@ -266,23 +268,32 @@ def _step_text_similarity(run: _TrainRun) -> None:
 
 
 def _step_store(run: _TrainRun) -> None:
-    """Tables, the Pricer and the served offers (with explanations) into the workspace."""
+    """Tables, the Pricer and the served offers (with explanations) into the workspace, and the
+    served offers again as the partitioned snapshot the server loads."""
     assert run.miner is not None and run.priced is not None
     workspace = run.workspace
+    tables: list[tuple[str, pa.Table]] = []
     if run.cold is not None:
-        workspace.replace_table("cold_start_partners", run.cold)
-    workspace.replace_table("pair_stats", run.miner.pairs_)
-    workspace.replace_table("partners", run.miner.partners_)
-    workspace.replace_table("offers", run.priced.offers)
-    workspace.replace_table("not_offered", run.priced.not_offered)
+        tables.append(("cold_start_partners", run.cold))
+    tables += [
+        ("pair_stats", run.miner.pairs_),
+        ("partners", run.miner.partners_),
+        ("offers", run.priced.offers),
+        ("not_offered", run.priced.not_offered),
+    ]
     if run.response is not None:
-        workspace.replace_table("price_response", response_table(run.response))
-    run.priced.pricer.save(workspace)
+        tables.append(("price_response", response_table(run.response)))
     if run.similarity is not None:
-        workspace.replace_table("pair_text_similarity", run.similarity)
+        tables.append(("pair_text_similarity", run.similarity))
     with workspace.connect() as con:
-        served = offers_by_customer(con, run.similarity)
-    workspace.replace_table("served_offers", served)
+        for name, table in tables:
+            con.register("incoming_", table)
+            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM incoming_')
+            con.unregister("incoming_")
+    run.priced.pricer.save(workspace)
+    with workspace.connect() as con:
+        store_served_offers(con, run.similarity)
+        write_snapshot(con, workspace.path, run.version)
 
 
 class TrainStep(NamedTuple):

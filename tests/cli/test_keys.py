@@ -45,3 +45,12 @@ def test_serve_without_a_trained_workspace_is_a_clear_error(tmp_path: Path) -> N
     result = runner.invoke(app, ["serve", "--workspace", str(tmp_path / "none")])
     assert result.exit_code == 1  # no trained model: a domain error
     assert "bundlewise train" in result.output and "Traceback" not in result.output
+
+
+def test_serve_with_a_bad_bucket_range_is_a_one_line_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["serve", "--workspace", str(tmp_path / "none"), "--buckets", "4-2/8"]
+    )
+    assert result.exit_code != 0
+    assert "serve: buckets: buckets '4-2/8': need 0 <= I <= J < N" in result.output
+    assert "Traceback" not in result.output and "Value error" not in result.output

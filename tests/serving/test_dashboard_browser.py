@@ -110,6 +110,7 @@ def test_dashboard_renders_chinese_product_text(served: Served, tmp_path: Path) 
             {"c": customer},
         ).fetchall()
         con.execute("DROP TABLE IF EXISTS served_offers").fetchall()  # recomputed at load
+    shutil.rmtree(copy / "snapshot")  # the served offers are recomputed at load
     with running_server(copy, served.feedback_url, served.keys_file) as server:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=FLAGS)

@@ -187,6 +187,8 @@ def test_pseudonym_secret_is_generated_per_workspace(tmp_path: Path) -> None:
 class EightOffers:
     """A snapshot whose customers have eight stored offers (``composer.n_offers = 8``)."""
 
+    buckets = None  # every customer's (not one server of a fleet)
+
     def __init__(self, real: Snapshot) -> None:
         self.real = real
 

@@ -750,6 +750,14 @@ def serve(
             "sent with policy_version (one worker) [default: the config's [learning] enabled].",
         ),
     ] = None,
+    buckets: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve only the offers of the customers in these buckets of the model's "
+            "partitioned snapshot, e.g. 0-3/16 (one server of a fleet); offers and feedback for "
+            "a customer of another bucket answer 421 [default: every customer].",
+        ),
+    ] = None,
 ) -> None:
     """Serve offers, quotes, feedback and the dashboard (/dashboard) over HTTP.
 
@@ -784,6 +792,7 @@ def serve(
         "config_file": config_file,
         "reprice": reprice or None,
         "learn": learn,
+        "buckets": buckets,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     with tempfile.TemporaryDirectory(prefix="bundlewise-serve-") as scratch, _errors():
@@ -797,7 +806,8 @@ def serve(
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
-            raise ConfigError(f"serve: {where}: {first['msg']}") from None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"serve: {where}: {message}") from None
         if not (settings.workspace / "bundlewise.duckdb").exists():
             raise BundlewiseError(
                 f"no workspace at {settings.workspace}: run `bundlewise train` first."
@@ -816,9 +826,10 @@ def serve(
                 highlight=False,
                 soft_wrap=True,
             )
+        fleet = f", buckets {snapshot.buckets}" if snapshot.buckets is not None else ""
         console.print(
             f"bundlewise {__version__} serving model {snapshot.model_version} "
-            f"({snapshot.n_customers:,} customers) at {url} with {n_workers} worker(s)\n"
+            f"({snapshot.n_customers:,} customers{fleet}) at {url} with {n_workers} worker(s)\n"
             f"  dashboard: {url}/dashboard\n"
             f"  API docs:  {url}/docs\n"
             f"  health:    {url}/health",

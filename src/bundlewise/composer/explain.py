@@ -15,17 +15,22 @@ from typing import Any, Protocol
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from bundlewise.data import _sql
 
 logger = logging.getLogger(__name__)
 
-OFFERS_SQL = """
+_OFFERS = "__offers__"  # where the offers come from in :data:`_OFFERS_SQL_OF`
+
+_OFFERS_SQL_OF = """
 WITH exploded AS (
     SELECT o.offer_id, o.customer_id, u.item_id
-    FROM offers o, unnest(o.item_ids) AS u(item_id)
+    FROM __offers__ o, unnest(o.item_ids) AS u(item_id)
 ), bought AS (
     SELECT customer_id, item_id, count(DISTINCT order_id) AS n
     FROM order_lines
-    WHERE customer_id IN (SELECT DISTINCT customer_id FROM offers)
+    WHERE customer_id IN (SELECT DISTINCT customer_id FROM __offers__)
     GROUP BY 1, 2
 ), hist AS (
     SELECT e.offer_id, list({'item_id': e.item_id, 'orders': h.n}
@@ -66,13 +71,19 @@ WITH exploded AS (
                 'personalized_price': o.customer_id <> '__anonymous__',
                 'compared_with_list_total_minor': o.list_total_minor,
                 'text': o.reason}} AS offer
-    FROM offers o
+    FROM __offers__ o
     LEFT JOIN hist h USING (offer_id) LEFT JOIN ev e USING (offer_id)
 )
 SELECT customer_id, CAST(to_json(list(offer ORDER BY offer_rank)) AS VARCHAR) AS offers_json,
        any_value(offer.model_version) AS model_version
 FROM rows GROUP BY customer_id ORDER BY customer_id
 """
+
+#: One row per customer of the ``offers`` table: ``customer_id, offers_json, model_version``.
+OFFERS_SQL = _OFFERS_SQL_OF.replace(_OFFERS, "offers")
+
+#: Customers whose served offers :func:`store_served_offers` builds in one query.
+CUSTOMERS_PER_CHUNK = 8192
 
 
 TEXT_SIMILARITY_SCHEMA = pa.schema(
@@ -98,12 +109,8 @@ def pair_text_similarity(
 
     Titles are encoded ``batch_size`` at a time; ``on_progress(titles_done, n_titles)`` is
     called after each batch."""
-    pairs: set[tuple[str, str]] = set()
-    for ids in offers.column("item_ids").to_pylist():
-        for j, a in enumerate(ids):
-            for b in ids[j + 1 :]:
-                pairs.add((a, b) if a < b else (b, a))
-    if not pairs:
+    pairs = _offered_pairs(offers)
+    if not pairs.num_rows:
         return TEXT_SIMILARITY_SCHEMA.empty_table()
     if encoder is None:
         try:
@@ -113,30 +120,53 @@ def pair_text_similarity(
         except ImportError as exc:
             logger.warning("no text similarity in explanations: %s", exc)
             return None
-    titles = dict(
-        zip(items.column("item_id").to_pylist(), items.column("title").to_pylist(), strict=True)
-    )
-    ids = sorted({i for pair in pairs for i in pair})
-    position = {i: k for k, i in enumerate(ids)}
-    texts = [titles.get(i) or i for i in ids]
+    item_a, item_b = pairs.column("item_a"), pairs.column("item_b")
+    ids = pc.unique(pa.concat_arrays([*item_a.chunks, *item_b.chunks]))
+    ids = ids.take(pc.sort_indices(ids))
+    at = pc.index_in(ids, items.column("item_id"))
+    titles = pc.take(items.column("title"), at) if "title" in items.column_names else None
+    texts_arr = ids if titles is None else pc.if_else(
+        pc.fill_null(pc.not_equal(titles, ""), False), titles, ids
+    )  # fmt: skip
+    texts: list[str] = texts_arr.to_pylist()
     chunks = []
     for start in range(0, len(texts), batch_size):
         chunks.append(np.asarray(encoder.encode(texts[start : start + batch_size])))
         if on_progress is not None:
             on_progress(min(start + batch_size, len(texts)), len(texts))
     vectors = np.concatenate(chunks, axis=0)
-    ordered = sorted(pairs)
-    a_idx = np.array([position[a] for a, _ in ordered])
-    b_idx = np.array([position[b] for _, b in ordered])
+    a_idx = pc.index_in(item_a, ids).to_numpy(zero_copy_only=False)
+    b_idx = pc.index_in(item_b, ids).to_numpy(zero_copy_only=False)
     sims = np.einsum("ij,ij->i", vectors[a_idx], vectors[b_idx]).astype(np.float64)
     return pa.table(
         {
-            "item_a": pa.array([a for a, _ in ordered], pa.string()),
-            "item_b": pa.array([b for _, b in ordered], pa.string()),
+            "item_a": item_a,
+            "item_b": item_b,
             "similarity": pa.array(np.round(sims, 4), pa.float64()),
         },
         schema=TEXT_SIMILARITY_SCHEMA,
     )
+
+
+def _offered_pairs(offers: pa.Table) -> pa.Table:
+    """Every distinct item pair ``item_a < item_b`` of the offers' bundles, sorted."""
+    con = _sql.connect()
+    try:
+        con.register("o", offers.select(["item_ids"]))
+        return con.sql(
+            """
+            WITH x AS (
+                SELECT k, unnest(item_ids) AS item_id, generate_subscripts(item_ids, 1) AS j
+                FROM (SELECT row_number() OVER () AS k, item_ids FROM o)
+            )
+            SELECT DISTINCT least(a.item_id, b.item_id) AS item_a,
+                            greatest(a.item_id, b.item_id) AS item_b
+            FROM x a JOIN x b ON a.k = b.k AND a.j < b.j
+            ORDER BY item_a, item_b
+            """
+        ).to_arrow_table()
+    finally:
+        con.close()
 
 
 def offers_by_customer(
@@ -156,10 +186,53 @@ def offers_by_customer(
         con.unregister("text_similarity_")
 
 
+def store_served_offers(
+    con: duckdb.DuckDBPyConnection,
+    text_similarity: pa.Table | None = None,
+    name: str = "served_offers",
+    customers_per_chunk: int = CUSTOMERS_PER_CHUNK,
+) -> None:
+    """:func:`offers_by_customer` written straight into the table ``name`` of ``con``'s
+    database: the JSON of every customer stays in DuckDB, never a Python or Arrow copy of the
+    whole table. Customers go ``customers_per_chunk`` at a time, in customer-id order (so the
+    table holds the same rows in the same order as one query would), which bounds the query's
+    memory by the chunk instead of the store."""
+    con.register(
+        "text_similarity_",
+        text_similarity if text_similarity is not None else TEXT_SIMILARITY_SCHEMA.empty_table(),
+    )
+    chunk = f"{name}_chunk_"
+    try:
+        starts = [
+            r[0]
+            for r in con.execute(
+                "SELECT customer_id FROM (SELECT customer_id, "
+                "row_number() OVER (ORDER BY customer_id) - 1 AS k "
+                "FROM (SELECT DISTINCT customer_id FROM offers)) WHERE k % $n = 0 ORDER BY k",
+                {"n": max(1, int(customers_per_chunk))},
+            ).fetchall()
+        ]
+        query = _OFFERS_SQL_OF.replace(_OFFERS, chunk)
+        con.execute(f'CREATE OR REPLACE TEMP TABLE "{chunk}" AS FROM offers LIMIT 0')
+        con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {query}')  # the columns, no rows
+        for k, lo in enumerate(starts):
+            last = k + 1 == len(starts)
+            bound = "customer_id >= $lo" + ("" if last else " AND customer_id < $hi")
+            params = {"lo": lo} | ({} if last else {"hi": starts[k + 1]})
+            con.execute(
+                f'CREATE OR REPLACE TEMP TABLE "{chunk}" AS FROM offers WHERE {bound}', params
+            )
+            con.execute(f'INSERT INTO "{name}" {query}')
+        con.execute(f'DROP TABLE IF EXISTS "{chunk}"')
+    finally:
+        con.unregister("text_similarity_")
+
+
 __all__ = [
     "OFFERS_SQL",
     "Encoder",
     "TEXT_SIMILARITY_SCHEMA",
     "offers_by_customer",
     "pair_text_similarity",
+    "store_served_offers",
 ]

@@ -12,7 +12,6 @@ Bundles with no feasible price are not offered; they are returned separately wit
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ import pyarrow.compute as pc
 
 from bundlewise.config import Config, PricingConfig
 from bundlewise.data import _sql
-from bundlewise.money import format_money
+from bundlewise.money import currency_exponent, format_money
 from bundlewise.pricing import acceptance_at_list_from_score, intercept_for_acceptance
 from bundlewise.pricing.estimation import ResponseFit
 from bundlewise.pricing.optimizer import BatchState
@@ -222,11 +221,14 @@ def build_pricer(
         model_version=model_version, config=full, catalog=catalog, customer_segment=segment_of,
         sensitivity=sensitivity, appeals={}, state=BatchState(),
     )  # fmt: skip
+    # One lookup per distinct customer, spread to the rows by position.
+    distinct = pc.unique(table.column("customer_id"))
+    where = pc.index_in(table.column("customer_id"), distinct).to_numpy(zero_copy_only=False)
     b = np.array(
         [unfitted.sensitivity_of_segment(unfitted.segment_of(unfitted.customer_key(c)))
-         for c in customer_ids],
+         for c in distinct.to_pylist()],
         dtype=np.float64,
-    )  # fmt: skip
+    )[where]  # fmt: skip
     appeal = intercept_for_acceptance(accept_at_list, b)
     return Pricer.from_batch(
         model_version=model_version,
@@ -305,85 +307,152 @@ def offer_reason(evidence: str, rows: PricedRows, k: int) -> str:
 PRICE_SENTENCE = ". Price "
 
 
-def _evidence(table: pa.Table, titles: Sequence[Sequence[str]]) -> list[str]:
-    item_ids = table.column("item_ids").to_pylist()
-    sources = table.column("source").to_pylist()
-    anchors = table.column("anchor_id").to_pylist()
-    anchor_orders = table.column("anchor_n_orders").to_pylist()
-    pair_counts = table.column("min_pair_count").to_pylist()
-    pair_lifts = table.column("min_pair_lift").to_pylist()
-    out = []
-    for k, names in enumerate(titles):
-        if sources[k] == "history" and anchors[k] is not None:
-            anchor_pos = item_ids[k].index(anchors[k])
-            others = " + ".join(t for j, t in enumerate(names) if j != anchor_pos)
-            out.append(
-                f"You bought {names[anchor_pos]} ({anchor_orders[k]} order(s)); {others} "
-                f"{'is' if len(names) == 2 else 'are'} bought with it in "
-                f"{pair_counts[k]}+ orders (lift {pair_lifts[k]:.1f})"
-            )
-        else:
-            out.append(
-                f"Popular with other customers: {' + '.join(names)} bought together in "
-                f"{pair_counts[k]} orders (lift {pair_lifts[k]:.1f})"
-            )
+#: The reason of every offered row, in SQL: the same text as :func:`offer_reason` over the
+#: evidence sentence (checked equal in the tests). ``r`` has one row per offer, ``m`` the money
+#: format of each currency (``currency, exponent, scale = 10 ** exponent``), ``t`` the rule texts.
+_REASONS_SQL = """
+WITH s AS (
+    SELECT r.*, list_position(r.item_ids, r.anchor_id) AS anchor_pos,
+           m.exponent, m.scale, t.rule_text
+    FROM r JOIN m USING (currency) JOIN t USING (binding_rule)
+)
+SELECT
+    CASE WHEN source = 'history' AND anchor_id IS NOT NULL THEN
+        'You bought ' || titles[anchor_pos] || ' ('
+        || coalesce(CAST(anchor_n_orders AS VARCHAR), 'None') || ' order(s)); '
+        || array_to_string(list_filter(titles, lambda x, j: j <> anchor_pos), ' + ')
+        || CASE WHEN len(titles) = 2 THEN ' is' ELSE ' are' END
+        || ' bought with it in ' || coalesce(CAST(min_pair_count AS VARCHAR), 'None')
+        || '+ orders (lift ' || printf('%.1f', min_pair_lift) || ')'
+    ELSE
+        'Popular with other customers: ' || array_to_string(titles, ' + ')
+        || ' bought together in ' || coalesce(CAST(min_pair_count AS VARCHAR), 'None')
+        || ' orders (lift ' || printf('%.1f', min_pair_lift) || ')'
+    END
+    || '. Price ' || currency || ' ' || (CASE WHEN exponent = 0 THEN CAST(price AS VARCHAR)
+        ELSE CASE WHEN price < 0 THEN '-' ELSE '' END || CAST(abs(price) // scale AS VARCHAR)
+             || '.' || lpad(CAST(abs(price) % scale AS VARCHAR), exponent, '0') END)
+    || ' vs list ' || currency || ' ' || (CASE WHEN exponent = 0 THEN CAST(list AS VARCHAR)
+        ELSE CASE WHEN list < 0 THEN '-' ELSE '' END || CAST(abs(list) // scale AS VARCHAR)
+             || '.' || lpad(CAST(abs(list) % scale AS VARCHAR), exponent, '0') END)
+    || ' (' || printf('%.0f', (CAST(list - price AS DOUBLE) / greatest(list, 1)) * 100.0)
+    || '% off): ' || rule_text || '; P(accept) ' || printf('%.2f', p_accept)
+    || ' (price sensitivity ' || printf('%.2f', sensitivity) || ', ' || segment
+    || ' segment).' AS reason
+FROM s ORDER BY k
+"""
+
+
+def _reasons(table: pa.Table, rows: PricedRows, offered: np.ndarray) -> pa.Array:
+    """:func:`offer_reason` of every offered row (in row order), built in one SQL pass."""
+    keep = np.flatnonzero(offered)
+    take = pa.array(keep, pa.int64())
+    q = rows.quotes
+    currency = pa.array(rows.currency, pa.string()).take(take)
+    r = pa.table(
+        {
+            "k": take,
+            "item_ids": table.column("item_ids").take(take),
+            "titles": pa.array(rows.titles, pa.list_(pa.string())).take(take),
+            "source": table.column("source").take(take),
+            "anchor_id": table.column("anchor_id").take(take),
+            "anchor_n_orders": table.column("anchor_n_orders").take(take),
+            "min_pair_count": table.column("min_pair_count").take(take),
+            "min_pair_lift": table.column("min_pair_lift").take(take),
+            "currency": currency,
+            "list": pa.array(rows.list_total_minor[keep], pa.int64()),
+            "price": pa.array(np.asarray(q.price_minor)[keep], pa.int64()),
+            "binding_rule": pa.array(np.asarray(q.binding_rule)[keep].tolist(), pa.string()),
+            "p_accept": pa.array(np.asarray(q.p_accept, dtype=np.float64)[keep], pa.float64()),
+            "sensitivity": pa.array(np.asarray(rows.sensitivity)[keep], pa.float64()),
+            "segment": pa.array(rows.segment, pa.string()).take(take),
+        }
+    )
+    currencies = [c for c in pc.unique(currency).to_pylist() if c is not None]
+    exponents = [currency_exponent(c) for c in currencies]
+    m = pa.table(
+        {
+            "currency": pa.array(currencies, pa.string()),
+            "exponent": pa.array(exponents, pa.int32()),
+            "scale": pa.array([10**e for e in exponents], pa.int64()),
+        }
+    )
+    t = pa.table(
+        {
+            "binding_rule": pa.array(list(RULE_TEXT), pa.string()),
+            "rule_text": pa.array(list(RULE_TEXT.values()), pa.string()),
+        }
+    )
+    con = _sql.connect()
+    try:
+        con.register("r", r)
+        con.register("m", m)
+        con.register("t", t)
+        out = con.sql(_REASONS_SQL).to_arrow_table().column("reason").combine_chunks()
+    finally:
+        con.close()
+    if len(out) != keep.size:  # a currency or rule the lookups lack: never silently dropped
+        raise ValueError(f"offer reasons: {keep.size} offers but {len(out)} reasons")
     return out
 
 
 def _offer_tables(
     table: pa.Table, rows: PricedRows, pricer: Pricer, model_version: str
 ) -> tuple[pa.Table, pa.Table]:
-    n = table.num_rows
     q = rows.quotes
-    offered = rows.offered
-    customer_ids = table.column("customer_id").to_pylist()
-    item_ids = table.column("item_ids").to_pylist()
+    offered = np.asarray(rows.offered, dtype=np.bool_)
     list_total = rows.list_total_minor
-    evidence = _evidence(table, rows.titles)
-    reasons: list[str] = []
     dropped_reasons: list[str] = []
-    for k in range(n):
-        if not offered[k]:
-            if not rows.usable[k]:
-                dropped_reasons.append(rows.unusable_reason[k])
-            else:
-                dropped_reasons.append(
-                    pricer.infeasible_reason(
-                        int(list_total[k]), int(rows.cost_minor[k]), rows.currency[k]
-                    )
-                )
-            reasons.append("")
+    for k in np.flatnonzero(~offered).tolist():
+        if not rows.usable[k]:
+            dropped_reasons.append(rows.unusable_reason[k])
         else:
-            reasons.append(offer_reason(evidence[k], rows, k))
+            dropped_reasons.append(
+                pricer.infeasible_reason(
+                    int(list_total[k]), int(rows.cost_minor[k]), rows.currency[k]
+                )
+            )
     discount = np.where(offered, list_total - q.price_minor, 0)
     discount_pct = np.where(offered, discount / np.maximum(list_total, 1), 0.0)
     mask = pa.array(offered)
+    kept = table.filter(mask)
+    n_kept = kept.num_rows
+    offer_ids = [
+        _offer_id(model_version, c, ids)
+        for c, ids in zip(
+            kept.column("customer_id").to_pylist(), kept.column("item_ids").to_pylist(), strict=True
+        )
+    ]
+
+    def col(values: object, kind: pa.DataType) -> pa.Array:
+        return pc.filter(pa.array(values, kind), mask)
+
     offers = pa.table(
         {
-            "offer_id": [_offer_id(model_version, customer_ids[k], item_ids[k]) for k in range(n)],
-            "customer_id": table.column("customer_id"),
-            "offer_rank": table.column("offer_rank"),
-            "item_ids": table.column("item_ids"),
-            "titles": pa.array(rows.titles, pa.list_(pa.string())),
-            "currency": pa.array(rows.currency, pa.string()),
-            "list_total_minor": pa.array(list_total, pa.int64()),
-            "cost_minor": pa.array(rows.cost_minor, pa.int64()),
-            "is_cost_assumed": pa.array(rows.is_cost_assumed, pa.bool_()),
-            "price_minor": pa.array(q.price_minor, pa.int64()),
-            "discount_minor": pa.array(discount, pa.int64()),
-            "discount_pct": pa.array(discount_pct, pa.float64()),
-            "p_accept": pa.array(q.p_accept, pa.float64()),
-            "expected_profit_minor": pa.array(q.expected_profit_minor, pa.float64()),
-            "binding_rule": pa.array(q.binding_rule.tolist(), pa.string()),
-            "reason": pa.array(reasons, pa.string()),
-            "source": table.column("source"),
-            "score": table.column("score"),
-            "model_version": pa.array([model_version] * n, pa.string()),
-            "segment": pa.array(rows.segment, pa.string()),
-            "sensitivity": pa.array(rows.sensitivity, pa.float64()),
-            "appeal": pa.array(rows.appeal, pa.float64()),
+            "offer_id": pa.array(offer_ids, pa.string()),
+            "customer_id": kept.column("customer_id"),
+            "offer_rank": kept.column("offer_rank"),
+            "item_ids": kept.column("item_ids"),
+            "titles": col(rows.titles, pa.list_(pa.string())),
+            "currency": col(rows.currency, pa.string()),
+            "list_total_minor": col(list_total, pa.int64()),
+            "cost_minor": col(rows.cost_minor, pa.int64()),
+            "is_cost_assumed": col(rows.is_cost_assumed, pa.bool_()),
+            "price_minor": col(q.price_minor, pa.int64()),
+            "discount_minor": col(discount, pa.int64()),
+            "discount_pct": col(discount_pct, pa.float64()),
+            "p_accept": col(q.p_accept, pa.float64()),
+            "expected_profit_minor": col(q.expected_profit_minor, pa.float64()),
+            "binding_rule": col(q.binding_rule.tolist(), pa.string()),
+            "reason": _reasons(table, rows, offered) if n_kept else pa.array([], pa.string()),
+            "source": kept.column("source"),
+            "score": kept.column("score"),
+            "model_version": pa.repeat(pa.scalar(model_version, pa.string()), n_kept),
+            "segment": col(rows.segment, pa.string()),
+            "sensitivity": col(rows.sensitivity, pa.float64()),
+            "appeal": col(rows.appeal, pa.float64()),
         }
-    ).filter(mask)
+    )
     not_offered = pa.table(
         {
             "customer_id": pc.filter(table.column("customer_id"), pc.invert(mask)),

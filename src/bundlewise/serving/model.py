@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from bundlewise.composer.explain import offers_by_customer
 from bundlewise.composer.offers import reprice_offers
@@ -22,6 +23,14 @@ from bundlewise.config import Config
 from bundlewise.data import Workspace
 from bundlewise.exceptions import ConfigError, WorkspaceError
 from bundlewise.pricing.pricer import ANONYMOUS, CatalogItem, Pricer
+from bundlewise.serving.buckets import BucketRange
+from bundlewise.serving.snapshot import (
+    in_buckets,
+    read_manifest,
+    read_served_offers,
+    snapshot_path,
+    workspace_served_offers,
+)
 
 DEFAULT_N = 5
 
@@ -30,17 +39,27 @@ DEFAULT_N = 5
 class Snapshot:
     """What the server answers from; immutable once built.
 
-    Offers are kept as one JSON array per customer (built in SQL at load), looked up by index,
-    so a million customers cost one Arrow string column and one dict of positions.
+    Offers are kept as one JSON array per customer (built in SQL by ``train``), looked up by
+    position, so a million customers cost one Arrow string column (in the chunks it was read
+    in) and one dict of positions.
     """
 
     model_version: str
     customer_index: dict[str, int]
-    offers_column: pa.Array
+    offers_column: pa.Array | pa.ChunkedArray
     partners: dict[str, list[dict[str, Any]]]
     pricer: Pricer
     config: Config
     loaded_at: float = field(default_factory=time.time)
+    #: The buckets whose customers this server answers (``None``: all of them).
+    buckets: BucketRange | None = None
+    #: Where the served offers came from: ``"snapshot"`` (the partitioned snapshot directory)
+    #: or ``"workspace"`` (the workspace tables).
+    source: str = "workspace"
+
+    def serves(self, customer_id: str) -> bool:
+        """Whether this server answers ``customer_id``'s offers (always, without buckets)."""
+        return self.buckets is None or self.buckets.serves(customer_id)
 
     @property
     def items(self) -> dict[str, CatalogItem]:
@@ -155,7 +174,21 @@ def _pair_evidence(
     return out
 
 
-def _served_offers(workspace: Workspace, pricer: Pricer) -> pa.Table:
+def _served_offers(
+    workspace: Workspace, pricer: Pricer, buckets: BucketRange | None
+) -> tuple[pa.Table, str]:
+    """The served offers of the trained model and where they came from: its partitioned
+    snapshot directory when it has one, else the workspace's ``served_offers`` table, else the
+    same computed now; only ``buckets``' customers (and the anonymous fallback) when given."""
+    directory = snapshot_path(workspace.path, pricer.model_version)
+    manifest = read_manifest(directory, pricer.model_version)
+    if manifest is not None:
+        return read_served_offers(directory, manifest, buckets), "snapshot"
+    table = _workspace_served_offers(workspace, pricer)
+    return (table if buckets is None else in_buckets(table, buckets)), "workspace"
+
+
+def _workspace_served_offers(workspace: Workspace, pricer: Pricer) -> pa.Table:
     """The stored ``served_offers`` of the trained model, or the same computed now."""
     with workspace.connect(read_only=True) as con:
         names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
@@ -164,7 +197,7 @@ def _served_offers(workspace: Workspace, pricer: Pricer) -> pa.Table:
                 f"no trained model in {workspace.path}: run `bundlewise train` first."
             )
         if "served_offers" in names:
-            stored = con.sql("SELECT * FROM served_offers").to_arrow_table()
+            stored = workspace_served_offers(con)
             if stored.num_rows and stored.column("model_version")[0].as_py() == (
                 pricer.model_version
             ):
@@ -191,7 +224,11 @@ def _repriced_served_offers(workspace: Workspace, pricer: Pricer) -> pa.Table:
 
 
 def load_snapshot(
-    workspace_path: Any, config: Config | None = None, *, reprice: bool = False
+    workspace_path: Any,
+    config: Config | None = None,
+    *,
+    reprice: bool = False,
+    buckets: BucketRange | None = None,
 ) -> Snapshot:
     """Build a :class:`Snapshot` from a trained workspace.
 
@@ -200,12 +237,20 @@ def load_snapshot(
     trained ones is refused unless ``reprice`` (then the pricer takes the new settings and
     every stored offer is priced again at load; offers no longer feasible are not served).
 
+    The served offers come from the partitioned snapshot ``train`` wrote
+    (``snapshot/<model_version>/`` in the workspace directory, see
+    :mod:`bundlewise.serving.snapshot`), or from the workspace tables of a model trained before
+    snapshots existed. With ``buckets`` only the offers of customers in those buckets are
+    loaded, and the anonymous fallback (a fleet of servers, each answering its buckets).
+
     Raises
     ------
     WorkspaceError
         If the workspace is missing or has no trained model.
     ConfigError
         If ``config``'s pricing settings differ from the trained model's and not ``reprice``.
+    WorkspaceError
+        Also when ``buckets`` has another bucket count than the snapshot.
     """
     workspace = Workspace(workspace_path)
     if not workspace.db_path.exists():
@@ -224,10 +269,16 @@ def load_snapshot(
         pricer = pricer.with_pricing(config.pricing).resolved(
             offers.column("customer_id").to_pylist(), offers.column("item_ids").to_pylist()
         )
-        table = _repriced_served_offers(workspace, pricer)
+        table, source = _repriced_served_offers(workspace, pricer), "workspace"
+        if buckets is not None:
+            table = in_buckets(table, buckets)
     else:
-        table = _served_offers(workspace, pricer)
-    customers = table.column("customer_id").to_pylist()
+        table, source = _served_offers(workspace, pricer, buckets)
+    # Customers in id order (the order the workspace table has), each with its row's position:
+    # the offers stay in the chunks they were read in, never sorted or copied.
+    ids = table.column("customer_id")
+    order = pc.sort_indices(ids)
+    customer_index = dict(zip(ids.take(order).to_pylist(), order.to_numpy().tolist(), strict=True))
     partners: dict[str, list[dict[str, Any]]] = {}
     with workspace.connect(read_only=True) as con:
         for item_id, partner_id, n_ab, lift, npmi in con.execute(
@@ -244,11 +295,13 @@ def load_snapshot(
             )
     return Snapshot(
         model_version=pricer.model_version,
-        customer_index={c: i for i, c in enumerate(customers)},
-        offers_column=table.column("offers_json").cast(pa.large_string()).combine_chunks(),
+        customer_index=customer_index,
+        offers_column=table.column("offers_json"),
         partners=partners,
         pricer=pricer,
         config=config,
+        buckets=buckets,
+        source=source,
     )
 
 

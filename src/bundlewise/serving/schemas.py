@@ -259,6 +259,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "Unknown item id (named in the message)."}
 }
+MISDIRECTED: dict[int | str, dict[str, Any]] = {
+    421: {
+        "model": ErrorOut,
+        "description": "This server (started with `--buckets`) answers other customer buckets: "
+        "send the request to the server of the customer's bucket.",
+    }
+}
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "The event id was already used for another event."}
 }

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bundlewise.serving.buckets import BucketRange
 
 
 class ServeSettings(BaseSettings):
@@ -103,6 +105,26 @@ class ServeSettings(BaseSettings):
         description="Secret of the customer pseudonyms in logs; default: a random secret "
         "generated once per workspace and kept in it.",
     )
+
+    buckets: str | None = Field(
+        default=None,
+        description="Serve only the offers of the customers in these buckets of the partitioned "
+        "snapshot, e.g. `0-3/16` (buckets 0 to 3 of 16) or `5/16`: one server of a fleet. Offer "
+        "requests for a customer of another bucket answer 421 (Misdirected Request); quotes, "
+        "carts and the anonymous fallback are answered for every customer.",
+    )
+
+    @field_validator("buckets")
+    @classmethod
+    def _bucket_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            BucketRange.parse(value)
+        return value
+
+    @property
+    def bucket_range(self) -> BucketRange | None:
+        """:attr:`buckets` parsed (``None``: every customer)."""
+        return BucketRange.parse(self.buckets) if self.buckets is not None else None
 
     @model_validator(mode="after")
     def _shared_limit_for_workers(self) -> ServeSettings:

@@ -104,7 +104,9 @@ def load_model(settings: ServeSettings, config: Config | None) -> Model:
     BundlewiseError
         When the workspace, the model or the config is missing or invalid.
     """
-    snapshot = load_snapshot(settings.workspace, config, reprice=settings.reprice)
+    snapshot = load_snapshot(
+        settings.workspace, config, reprice=settings.reprice, buckets=settings.bucket_range
+    )
     return Model(snapshot, load_offer_ids(settings.workspace, snapshot.model_version))
 
 

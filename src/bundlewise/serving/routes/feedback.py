@@ -14,7 +14,14 @@ from bundlewise.serving.deps import Reader, StateDep
 from bundlewise.serving.learning import UnknownVersion
 from bundlewise.serving.middleware import ApiError
 from bundlewise.serving.privacy import pseudonym
-from bundlewise.serving.schemas import BUSY, CONFLICT, ERRORS, FeedbackIn, FeedbackOut
+from bundlewise.serving.schemas import (
+    BUSY,
+    CONFLICT,
+    ERRORS,
+    MISDIRECTED,
+    FeedbackIn,
+    FeedbackOut,
+)
 from bundlewise.serving.state import ServingState, StoreBusy
 from bundlewise.serving.store import EventConflict, FeedbackEvent, StoreUnavailable
 
@@ -34,10 +41,19 @@ def served_offer(state: ServingState, event: FeedbackIn) -> dict[str, Any] | Non
     Raises
     ------
     ApiError
-        422 naming the offer id and the customer.
+        422 naming the offer id and the customer; 421 for a customer of another server's
+        buckets (a server of a fleet).
     """
     model = state.model
     snap = model.snapshot
+    if not snap.serves(event.customer_id):
+        assert snap.buckets is not None
+        raise ApiError(
+            421,
+            "misdirected",
+            f"customer_id {event.customer_id!r} is in another server's buckets (this server "
+            f"answers buckets {snap.buckets})",
+        )
     if event.offer_id in model.offer_ids:
         for customer in (event.customer_id, ANONYMOUS):
             for offer in snap.customer_offers(customer, _ALL)[0]:
@@ -99,7 +115,11 @@ def _writer(
     return write
 
 
-@router.post("/v1/feedback", response_model=FeedbackOut, responses={**ERRORS, **CONFLICT, **BUSY})
+@router.post(
+    "/v1/feedback",
+    response_model=FeedbackOut,
+    responses={**ERRORS, **CONFLICT, **BUSY, **MISDIRECTED},
+)
 async def record_feedback(event: FeedbackIn, _: Reader, state: StateDep) -> dict[str, Any]:
     """Record shown / accepted / rejected for an offer the API served; idempotent by
     ``event_id``. The answer comes only after the event is committed to the feedback store; a

@@ -9,11 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from bundlewise.serving.buckets import bucket_of
 from bundlewise.serving.deps import Reader, SnapshotDep, StateDep
 from bundlewise.serving.learning import LearningService, apply_decision
+from bundlewise.serving.middleware import ApiError
 from bundlewise.serving.privacy import pseudonym
 from bundlewise.serving.routes._common import CustomerPath
-from bundlewise.serving.schemas import ERRORS, MAX_N, OffersOut
+from bundlewise.serving.schemas import ERRORS, MAX_N, MISDIRECTED, OffersOut
 
 logger = logging.getLogger("bundlewise.serving")
 
@@ -59,7 +61,11 @@ def learned_offers(service: LearningService, customer_id: str, body: bytes, n: i
 @router.get(
     "/v1/customers/{customer_id:path}/offers",
     response_class=Response,
-    responses={200: {"model": OffersOut, "description": "Ranked offers."}, **ERRORS},
+    responses={
+        200: {"model": OffersOut, "description": "Ranked offers."},
+        **ERRORS,
+        **MISDIRECTED,
+    },
 )
 async def customer_offers(
     customer_id: CustomerPath,
@@ -71,7 +77,16 @@ async def customer_offers(
     """Ranked bundles for a customer (at most ``n``), with price, discount, P(accept), expected
     profit and the explanation; popular bundles (``personalized: false``) for unknown
     customers. On a learning server each offer's price comes from the learning policy and the
-    offer has a ``decision`` (send its ``policy_version`` with the feedback)."""
+    offer has a ``decision`` (send its ``policy_version`` with the feedback). A server of a
+    fleet (``--buckets``) answers 421 for a customer of another server's buckets."""
+    buckets = snapshot.buckets
+    if buckets is not None and not buckets.serves(customer_id):
+        raise ApiError(
+            421,
+            "misdirected",
+            f"customer {customer_id!r} is in bucket {bucket_of(customer_id, buckets.n_buckets)}"
+            f" of {buckets.n_buckets}; this server answers buckets {buckets}",
+        )
     loop = state.learning
     if loop is not None and loop.service.model_version == snapshot.model_version:
         body, personal = snapshot.offers_json(customer_id, MAX_N)  # all, to re-rank
