@@ -603,8 +603,8 @@ class SparkConfig:
         Partitions of the customers for candidate composition and pricing; 0: as many as
         ``shuffle_partitions``.
     offer_buckets
-        Buckets of the partitioned served-offers snapshot (a server, or each server of a fleet,
-        loads all or some of them).
+        Buckets of the partitioned served-offers snapshot that ``train`` writes with either
+        engine (a server, or each server of a fleet, loads all or some of them).
     conf
         Further Spark settings passed to the session as they are, e.g.
         ``{"spark.executor.memory" = "4g"}``.

@@ -293,7 +293,7 @@ def _step_store(run: _TrainRun) -> None:
     run.priced.pricer.save(workspace)
     with workspace.connect() as con:
         store_served_offers(con, run.similarity)
-        write_snapshot(con, workspace.path, run.version)
+        write_snapshot(con, workspace.path, run.version, n_buckets=run.config.spark.offer_buckets)
 
 
 class TrainStep(NamedTuple):
