@@ -72,6 +72,32 @@ def test_train_uses_an_injected_encoder(tmp_path: Path) -> None:
     assert all(-1.0001 <= s <= 1.0001 for s in similarity.column("similarity").to_pylist())
 
 
+def test_train_writes_the_configured_snapshot_buckets_under_a_small_memory_limit(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from bundlewise.config import config_from_dict
+    from bundlewise.pipeline import bundled_dataset_path
+
+    table = pq.read_table(bundled_dataset_path()).slice(0, 8_000)
+    path = tmp_path / "slice.parquet"
+    pq.write_table(table, path)
+    config = config_from_dict(
+        {"spark": {"offer_buckets": 3}, "resources": {"memory_limit": "200MB", "threads": 1}}
+    )
+    workspace = Workspace(tmp_path / "ws")
+    ingest(workspace, path, config)
+    result = train(workspace, config, encoder=_StubEncoder())
+    (manifest,) = (tmp_path / "ws" / "snapshot").glob("*/manifest.json")
+    facts = json.loads(manifest.read_text(encoding="utf-8"))
+    assert facts["n_buckets"] == 3
+    assert facts["model_version"] == result.model_version
+    assert facts["n_customers"] == result.n_customers
+    buckets = {p.name for p in (manifest.parent / "served_offers").iterdir()}
+    assert buckets <= {"bucket=0", "bucket=1", "bucket=2"} and len(buckets) > 1
+
+
 def test_train_runs_its_named_steps_and_reports_items_inside_them(tmp_path: Path) -> None:
     from bundlewise.pipeline import TRAIN_STEPS, bundled_dataset_path
 
