@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bundlewise._memory import release_unused_memory
 from bundlewise._version import __version__
 from bundlewise.composer import compose_candidates, price_offers
 from bundlewise.composer.beam import compose_beam_candidates
@@ -405,6 +406,7 @@ def run_train(run: _TrainRun, steps: tuple[TrainStep, ...]) -> TrainResult:
         run.report(step.name)
         start = time.perf_counter()
         step.run(run)
+        release_unused_memory()  # what the step freed, before the next one's peak
         timings[step.name] = time.perf_counter() - start
     assert run.miner is not None and run.priced is not None
     workspace = run.workspace

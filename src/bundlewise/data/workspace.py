@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from bundlewise._memory import release_unused_memory
 from bundlewise.config import Config
 from bundlewise.data import _sql
 from bundlewise.data.catalog import Catalog, derive_items, item_costs, load_catalog
@@ -235,11 +236,13 @@ class Workspace:
         events_path: str | Path | None,
     ) -> IngestResult:
         raw, adapter = read_orders(orders_path, config)
+        release_unused_memory()  # the reader's intermediate arrays
         sha = file_sha256(orders_path)
         costs = item_costs(raw)
         order_ids = pa.table({"order_id": raw.column("order_id").unique()})
         cleaned = clean_order_lines(raw, config.cleaning, source=str(orders_path), dialect=adapter)
         del raw  # the cleaned lines are all that is stored (a big file's raw table is freed)
+        release_unused_memory()
         source = IngestedSource(
             source_id=sha[:16],
             path=str(orders_path),
