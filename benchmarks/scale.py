@@ -393,6 +393,12 @@ COPY (
 """
 
 
+def _pair_counts(pair_stats: Any) -> dict[tuple[str, str], int]:
+    """(item_a, item_b) -> n_ab of a ``pair_stats`` Arrow table."""
+    columns = [pair_stats.column(c).to_pylist() for c in ("item_a", "item_b", "n_ab")]
+    return {(a, b): int(n) for a, b, n in zip(*columns, strict=True)}
+
+
 def _mine_child(miner: str, baskets: Path, min_count: int, out: Path) -> None:
     """Count the pairs of ``baskets`` with ``miner``; write the count and a checksum."""
     import pyarrow.parquet as pq
@@ -407,13 +413,7 @@ def _mine_child(miner: str, baskets: Path, min_count: int, out: Path) -> None:
         seconds = time.perf_counter() - start
         n_orders = fitted.n_orders_
         t = fitted.pairs_
-        for a, b, n in zip(
-            t.column("item_a").to_pylist(),
-            t.column("item_b").to_pylist(),
-            t.column("n_ab").to_pylist(),
-            strict=True,
-        ):
-            pairs[(a, b)] = int(n)
+        pairs = _pair_counts(t)
     elif miner == "bundlewise-spark":
         from bundlewise.config import MiningConfig
         from bundlewise.spark import spark_session
@@ -428,13 +428,7 @@ def _mine_child(miner: str, baskets: Path, min_count: int, out: Path) -> None:
         t = mined.pairs_table()
         seconds = time.perf_counter() - start
         n_orders = mined.n_orders
-        for a, b, n in zip(
-            t.column("item_a").to_pylist(),
-            t.column("item_b").to_pylist(),
-            t.column("n_ab").to_pylist(),
-            strict=True,
-        ):
-            pairs[(a, b)] = int(n)
+        pairs = _pair_counts(t)
         spark.stop()
     else:
         grouped = lines.group_by("order_id").aggregate([("item_id", "list")])

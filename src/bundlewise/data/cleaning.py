@@ -184,7 +184,13 @@ def cleaning_report(
             "empty title: the item's most common title elsewhere (or its id) is used",
         ),
     ]
-    return CleaningReport(source=source, n_rows_read=n_read, n_rows_kept=n_kept, rules=tuple(rules))
+    report = CleaningReport(
+        source=source, n_rows_read=n_read, n_rows_kept=n_kept, rules=tuple(rules)
+    )
+    # every engine's report ends here: rows read = kept + removed, or it is a bug
+    if report.n_rows_read != report.n_rows_kept + report.n_rows_removed:  # pragma: no cover
+        raise AssertionError(f"cleaning lost rows silently: {report.to_dict()}")
+    return report
 
 
 def clean_order_lines(
@@ -327,8 +333,6 @@ def clean_order_lines(
         n_anonymous=n_anonymous,
         n_no_title=n_no_title,
     )
-    if report.n_rows_read != report.n_rows_kept + report.n_rows_removed:  # pragma: no cover
-        raise AssertionError(f"cleaning lost rows silently: {report.to_dict()}")
     return CleanResult(order_lines=clean.cast(ORDER_LINES), titles=titles, report=report)
 
 

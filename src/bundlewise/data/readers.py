@@ -568,6 +568,12 @@ class Check:
     hint: str | None = None
 
 
+def missing_message(canonical: str) -> str:
+    """The message of a required field's missing value (both engines' readers)."""
+    why = ' (needed by `input.order_id` = "customer+day")' if canonical == "customer_id" else ""
+    return f"missing value for required field `{canonical}`{why}"
+
+
 def run_checks(
     con: duckdb.DuckDBPyConnection, path: str, checks: list[Check], params: Params
 ) -> None:
@@ -987,12 +993,7 @@ def read_orders(path: str | Path, config: Config | None = None) -> tuple[pa.Tabl
                     ),
                     fields[canonical],
                     col[canonical],
-                    f"missing value for required field `{canonical}`"
-                    + (
-                        ' (needed by `input.order_id` = "customer+day")'
-                        if canonical == "customer_id"
-                        else ""
-                    ),
+                    missing_message(canonical),
                 )
                 for canonical in required
             ],

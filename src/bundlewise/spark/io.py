@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from bundlewise.config import REQUIRED_FIELDS, Config
-from bundlewise.data.readers import DATE_FORMATS, SourceTable, resolve_mapping
+from bundlewise.data.readers import DATE_FORMATS, SourceTable, missing_message, resolve_mapping
 from bundlewise.data.workspace import file_sha256
 from bundlewise.exceptions import ConfigError, DataValidationError
 from bundlewise.money import currency_exponent
@@ -609,12 +609,7 @@ def read_orders(
                 ),
                 fields[canonical],
                 col[canonical],
-                f"missing value for required field `{canonical}`"
-                + (
-                    ' (needed by `input.order_id` = "customer+day")'
-                    if canonical == "customer_id"
-                    else ""
-                ),
+                missing_message(canonical),
             )
             for canonical in required
         ]
